@@ -1,0 +1,284 @@
+package linking
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+)
+
+// Action is what a decision asks for.
+//
+// The set may grow (a "confirm first" action is planned): a switch over Action
+// should have a default case that treats an unknown action like ActionDeny.
+type Action int
+
+const (
+	// ActionNone: nothing to link; the login goes on as it is.
+	ActionNone Action = iota
+	// ActionLink: link the login's identity into Decision.Primary, then end
+	// the login as that user (setPrimaryUser).
+	ActionLink
+	// ActionDeny: refuse the login.
+	ActionDeny
+)
+
+// String returns "none", "link" or "deny".
+func (a Action) String() string {
+	switch a {
+	case ActionNone:
+		return "none"
+	case ActionLink:
+		return "link"
+	case ActionDeny:
+		return "deny"
+	}
+	return fmt.Sprintf("Action(%d)", int(a))
+}
+
+// MarshalText encodes the action as its String.
+func (a Action) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
+
+// Reason is a stable code that says why a decision, a result or a verdict is
+// what it is. The codes are part of the API: they are safe to log, to count in
+// metrics and to branch on.
+type Reason string
+
+// Reasons of a Decision or a Result.
+const (
+	// ReasonLinked: exactly one eligible candidate; link into it.
+	ReasonLinked Reason = "linked"
+	// ReasonAlreadyLinked: the link was already in place (found on read-back
+	// after the link call failed).
+	ReasonAlreadyLinked Reason = "already_linked"
+	// ReasonNoCandidate: no eligible candidate.
+	ReasonNoCandidate Reason = "no_candidate"
+	// ReasonAmbiguous: more than one eligible candidate; none is picked.
+	ReasonAmbiguous Reason = "ambiguous"
+	// ReasonLoginEmailMissing: the login's user has no email.
+	ReasonLoginEmailMissing Reason = "login_email_missing"
+	// ReasonLoginEmailUnverified: the login's email is not verified.
+	ReasonLoginEmailUnverified Reason = "login_email_unverified"
+	// ReasonLoginEmailInvalid: the login's email is refused by NormalizeEmail.
+	ReasonLoginEmailInvalid Reason = "login_email_invalid"
+	// ReasonLoginUntrusted: the login's identity comes from a connection the
+	// policy does not trust to verify emails.
+	ReasonLoginUntrusted Reason = "login_connection_untrusted"
+	// ReasonLoginIsPrimary: the login's user already holds several
+	// identities; it is a primary and never becomes a secondary.
+	ReasonLoginIsPrimary Reason = "login_is_primary"
+	// ReasonInvalidLogin: the Login is inconsistent (no user id, or an
+	// identity its user does not hold).
+	ReasonInvalidLogin Reason = "invalid_login"
+	// ReasonStoreError: the store failed; the result follows Policy.OnStoreError.
+	ReasonStoreError Reason = "store_error"
+)
+
+// Reasons of a Verdict on a candidate.
+const (
+	// ReasonEligible: the candidate may be the primary.
+	ReasonEligible Reason = "eligible"
+	// ReasonSelf: the candidate is the login's own user.
+	ReasonSelf Reason = "self"
+	// ReasonBlocked: the candidate is blocked.
+	ReasonBlocked Reason = "blocked"
+	// ReasonEmailUnverified: the candidate's email is not verified.
+	ReasonEmailUnverified Reason = "email_unverified"
+	// ReasonEmailMismatch: the candidate's stored email, normalized, differs
+	// from the login's.
+	ReasonEmailMismatch Reason = "email_mismatch"
+	// ReasonEmailInvalid: the candidate's stored email is refused by
+	// NormalizeEmail.
+	ReasonEmailInvalid Reason = "email_invalid"
+	// ReasonUntrustedConnection: the candidate's main identity comes from a
+	// connection the policy does not trust to verify emails.
+	ReasonUntrustedConnection Reason = "untrusted_connection"
+	// ReasonUntrustedIdentity: the candidate already holds a linked identity
+	// from a connection the policy does not trust.
+	ReasonUntrustedIdentity Reason = "untrusted_identity"
+	// ReasonIdentityEmailMismatch: one of the candidate's linked identities
+	// carries a profile email that differs from the login's.
+	ReasonIdentityEmailMismatch Reason = "identity_email_mismatch"
+	// ReasonConflictingCopies: the candidate appeared more than once with
+	// different contents.
+	ReasonConflictingCopies Reason = "conflicting_copies"
+)
+
+// Verdict is what Decide made of one candidate.
+type Verdict struct {
+	UserID string
+	// Eligible reports whether the candidate could be the primary.
+	Eligible bool
+	// Reason is ReasonEligible, or why the candidate was excluded.
+	Reason Reason
+}
+
+// Decision is the outcome of Decide.
+type Decision struct {
+	Action Action
+	// Reason says why.
+	Reason Reason
+	// Primary is the user the login must end as; set when Action is ActionLink.
+	Primary User
+	// Secondary is the identity to link into Primary: always the identity
+	// that authenticated the login. Set when Action is ActionLink.
+	Secondary Identity
+	// Email is the login's normalized email, when it has a valid one.
+	Email string
+	// Candidates holds a verdict for every distinct candidate, sorted by
+	// user id.
+	Candidates []Verdict
+}
+
+// Decide applies the linking rule to a login and the users found with its
+// email. It is pure: no I/O, no clock, no randomness, and the same decision
+// for any order of candidates.
+//
+// The login is linked only when its email is present, verified, valid and
+// vouched for by a trusted connection, and exactly one candidate is eligible:
+// not the login's user, not blocked, with an email that equals the login's
+// after normalization and is verified and vouched for by a trusted
+// connection, holding no identity that is untrusted or carries another email.
+// More than one eligible candidate is never resolved silently: the decision is
+// ActionDeny or ActionNone as p.OnAmbiguous says.
+func Decide(login Login, candidates []User, p Policy) Decision {
+	d := Decision{Action: ActionNone}
+	email, reason := checkLogin(login, p)
+	d.Email = email
+	if reason != "" {
+		d.Reason = reason
+		if reason == ReasonInvalidLogin {
+			d.Action = ActionDeny
+		}
+		return d
+	}
+
+	var eligible []User
+	for _, c := range distinct(candidates) {
+		v := Verdict{UserID: c.user.ID, Reason: c.conflict}
+		if v.Reason == "" {
+			v.Reason = judge(login, email, c.user, p)
+		}
+		v.Eligible = v.Reason == ReasonEligible
+		if v.Eligible {
+			eligible = append(eligible, c.user)
+		}
+		d.Candidates = append(d.Candidates, v)
+	}
+
+	switch len(eligible) {
+	case 0:
+		d.Reason = ReasonNoCandidate
+	case 1:
+		d.Action = ActionLink
+		d.Reason = ReasonLinked
+		d.Primary = eligible[0]
+		d.Secondary = login.Identity
+	default:
+		d.Reason = ReasonAmbiguous
+		if p.OnAmbiguous == AmbiguousDeny {
+			d.Action = ActionDeny
+		}
+	}
+	return d
+}
+
+// checkLogin returns the login's normalized email, or the reason the login is
+// not to be linked at all. It needs no store: the Linker calls it before any
+// lookup.
+func checkLogin(login Login, p Policy) (string, Reason) {
+	if login.User.ID == "" || !login.User.Holds(login.Identity) {
+		return "", ReasonInvalidLogin
+	}
+	if len(login.User.Identities) > 1 {
+		return "", ReasonLoginIsPrimary
+	}
+	if login.User.Email == "" {
+		return "", ReasonLoginEmailMissing
+	}
+	if !login.User.EmailVerified {
+		return "", ReasonLoginEmailUnverified
+	}
+	email, err := NormalizeEmail(login.User.Email)
+	if err != nil {
+		return "", ReasonLoginEmailInvalid
+	}
+	if !p.Trusts(login.Identity) {
+		return email, ReasonLoginUntrusted
+	}
+	return email, ""
+}
+
+// judge returns ReasonEligible or why the candidate c cannot be the primary
+// for a login whose normalized email is email.
+func judge(login Login, email string, c User, p Policy) Reason {
+	if c.ID == login.User.ID || c.Holds(login.Identity) {
+		return ReasonSelf
+	}
+	if c.Blocked {
+		return ReasonBlocked
+	}
+	got, err := NormalizeEmail(c.Email)
+	if err != nil {
+		return ReasonEmailInvalid
+	}
+	if got != email {
+		return ReasonEmailMismatch
+	}
+	if !c.EmailVerified {
+		return ReasonEmailUnverified
+	}
+	main, ok := c.MainIdentity()
+	if !ok || !p.Trusts(main) {
+		return ReasonUntrustedConnection
+	}
+	for _, id := range c.Identities {
+		if !p.Trusts(id) {
+			return ReasonUntrustedIdentity
+		}
+		if !profileEmailAgrees(id, email) {
+			return ReasonIdentityEmailMismatch
+		}
+	}
+	return ReasonEligible
+}
+
+// profileEmailAgrees reports whether a linked identity's profile email, when
+// it has one, equals email after normalization.
+func profileEmailAgrees(id Identity, email string) bool {
+	v, ok := id.ProfileData["email"]
+	if !ok {
+		return true
+	}
+	s, ok := v.(string)
+	if !ok {
+		return false
+	}
+	got, err := NormalizeEmail(s)
+	return err == nil && got == email
+}
+
+type candidate struct {
+	user     User
+	conflict Reason
+}
+
+// distinct returns the candidates once per user id, sorted by id. A user id
+// that appears with different contents is marked ReasonConflictingCopies, so
+// that the result does not depend on which copy came first.
+func distinct(users []User) []candidate {
+	sorted := make([]User, len(users))
+	copy(sorted, users)
+	slices.SortStableFunc(sorted, func(a, b User) int { return strings.Compare(a.ID, b.ID) })
+	out := make([]candidate, 0, len(sorted))
+	for _, u := range sorted {
+		if n := len(out); n > 0 && out[n-1].user.ID == u.ID {
+			if !reflect.DeepEqual(out[n-1].user, u) {
+				out[n-1].conflict = ReasonConflictingCopies
+			}
+			continue
+		}
+		out = append(out, candidate{user: u})
+	}
+	return out
+}

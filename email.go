@@ -52,14 +52,24 @@ func NormalizeEmail(email string) (string, error) {
 		return fail("longer than 254 bytes")
 	case !utf8.ValidString(s):
 		return fail("not valid UTF-8")
-	case strings.ContainsAny(s, ",;"):
-		return fail("a list of addresses")
-	case strings.ContainsAny(s, "\"()<>[]\\"):
-		return fail("quoted, commented or bracketed parts are not accepted")
 	}
-	for _, r := range s {
-		if unicode.IsSpace(r) || unicode.IsControl(r) || !unicode.IsPrint(r) {
-			return fail("white space or control characters inside")
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case ',', ';':
+			return fail("a list of addresses")
+		case '"', '(', ')', '<', '>', '[', ']', '\\':
+			return fail("quoted, commented or bracketed parts are not accepted")
+		default:
+			if c <= ' ' || c == 0x7f {
+				return fail("white space or control characters inside")
+			}
+		}
+	}
+	if !isASCII(s) {
+		for _, r := range s {
+			if unicode.IsSpace(r) || unicode.IsControl(r) || !unicode.IsPrint(r) {
+				return fail("white space or control characters inside")
+			}
 		}
 	}
 	local, domain, ok := strings.Cut(s, "@")
@@ -77,6 +87,10 @@ func NormalizeEmail(email string) (string, error) {
 	if problem != "" {
 		return fail(problem)
 	}
+	if len(local)+1+len(domain) == len(s) && s[len(local)] == '@' &&
+		s[:len(local)] == local && s[len(local)+1:] == domain {
+		return s, nil // already normalized: no allocation
+	}
 	return local + "@" + domain, nil
 }
 
@@ -92,37 +106,59 @@ func normalizeLocal(local string) (string, string) {
 	case local[0] == '.' || local[len(local)-1] == '.' || strings.Contains(local, ".."):
 		return "", "misplaced dot in local part"
 	}
-	b := []byte(local)
-	for i, c := range b {
+	upper := false
+	for i := 0; i < len(local); i++ {
+		c := local[i]
 		switch {
 		case c >= utf8.RuneSelf:
 			return "", "non-ASCII local part"
 		case 'A' <= c && c <= 'Z':
-			b[i] = c + ('a' - 'A')
+			upper = true
 		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '.', strings.IndexByte(atext, c) >= 0:
 		default:
 			return "", fmt.Sprintf("character %q not allowed in local part", c)
 		}
 	}
-	return string(b), ""
+	if upper {
+		local = strings.ToLower(local)
+	}
+	return local, ""
 }
 
 func normalizeDomain(domain string) (string, string) {
 	if domain == "" {
 		return "", "empty domain"
 	}
-	labels := strings.Split(domain, ".")
-	if len(labels) < 2 {
+	if !strings.Contains(domain, ".") {
 		return "", "domain has no dot"
 	}
-	for i, label := range labels {
+	var b strings.Builder // used only once a label changes
+	rest := domain
+	for done := 0; ; {
+		label, tail, more := strings.Cut(rest, ".")
 		a, problem := normalizeLabel(label)
 		if problem != "" {
 			return "", problem
 		}
-		labels[i] = a
+		if a != label && b.Len() == 0 {
+			b.WriteString(domain[:done])
+		}
+		if b.Len() > 0 || a != label {
+			b.WriteString(a)
+			if more {
+				b.WriteByte('.')
+			}
+		}
+		if !more {
+			break
+		}
+		done += len(label) + 1
+		rest = tail
 	}
-	out := strings.Join(labels, ".")
+	out := domain
+	if b.Len() > 0 {
+		out = b.String()
+	}
 	if len(out) > 253 {
 		return "", "domain longer than 253 bytes"
 	}
@@ -138,18 +174,24 @@ func normalizeLabel(label string) (string, string) {
 	if !isASCII(label) {
 		return toALabel(label)
 	}
-	label = strings.ToLower(label)
 	if len(label) > 63 {
 		return "", "domain label longer than 63 bytes"
 	}
 	if label[0] == '-' || label[len(label)-1] == '-' {
 		return "", "domain label starts or ends with a hyphen"
 	}
+	upper := false
 	for i := 0; i < len(label); i++ {
-		c := label[i]
-		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+		switch c := label[i]; {
+		case 'A' <= c && c <= 'Z':
+			upper = true
+		case 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-':
+		default:
 			return "", fmt.Sprintf("character %q not allowed in domain", c)
 		}
+	}
+	if upper {
+		label = strings.ToLower(label)
 	}
 	if strings.HasPrefix(label, "xn--") {
 		// An A-label must be the canonical form of a valid U-label.

@@ -48,8 +48,10 @@ type Reason string
 const (
 	// ReasonLinked: exactly one eligible candidate; link into it.
 	ReasonLinked Reason = "linked"
-	// ReasonAlreadyLinked: the link was already in place (found on read-back
-	// after the link call failed).
+	// ReasonAlreadyLinked: the link is already in place: a candidate holds
+	// the login's identity (a repeated call for a login that was linked), or
+	// the Linker found it on read-back after the link call failed. As a
+	// verdict, it marks the candidate that holds the identity.
 	ReasonAlreadyLinked Reason = "already_linked"
 	// ReasonNoCandidate: no eligible candidate.
 	ReasonNoCandidate Reason = "no_candidate"
@@ -109,7 +111,8 @@ type Verdict struct {
 	UserID string
 	// Eligible reports whether the candidate could be the primary.
 	Eligible bool
-	// Reason is ReasonEligible, or why the candidate was excluded.
+	// Reason is ReasonEligible, ReasonAlreadyLinked (eligible, and already
+	// holding the login's identity), or why the candidate was excluded.
 	Reason Reason
 }
 
@@ -140,7 +143,9 @@ type Decision struct {
 // after normalization and is verified and vouched for by a trusted
 // connection, holding no identity that is untrusted or carries another email.
 // More than one eligible candidate is never resolved silently: the decision is
-// ActionDeny or ActionNone as p.OnAmbiguous says.
+// ActionDeny or ActionNone as p.OnAmbiguous says. An eligible candidate that
+// already holds the login's identity means the link is in place: the decision
+// is ActionLink with ReasonAlreadyLinked, and nothing needs writing.
 func Decide(login Login, candidates []User, p Policy) Decision {
 	d := Decision{Action: ActionNone}
 	email, reason := checkLogin(login, p)
@@ -153,17 +158,27 @@ func Decide(login Login, candidates []User, p Policy) Decision {
 		return d
 	}
 
-	var eligible []User
+	var eligible, holders []User
 	for _, c := range distinct(candidates) {
 		v := Verdict{UserID: c.user.ID, Reason: c.conflict}
 		if v.Reason == "" {
 			v.Reason = judge(login, email, c.user, p)
 		}
-		v.Eligible = v.Reason == ReasonEligible
-		if v.Eligible {
+		switch v.Reason {
+		case ReasonEligible:
 			eligible = append(eligible, c.user)
+		case ReasonAlreadyLinked:
+			holders = append(holders, c.user)
 		}
+		v.Eligible = v.Reason == ReasonEligible || v.Reason == ReasonAlreadyLinked
 		d.Candidates = append(d.Candidates, v)
+	}
+	if len(holders) == 1 {
+		// The link is in place (a repeated call for a login that was
+		// linked): the login ends as the user holding its identity.
+		eligible, d.Reason = holders, ReasonAlreadyLinked
+	} else {
+		eligible = append(eligible, holders...)
 	}
 
 	switch len(eligible) {
@@ -171,7 +186,9 @@ func Decide(login Login, candidates []User, p Policy) Decision {
 		d.Reason = ReasonNoCandidate
 	case 1:
 		d.Action = ActionLink
-		d.Reason = ReasonLinked
+		if d.Reason == "" {
+			d.Reason = ReasonLinked
+		}
 		d.Primary = eligible[0]
 		d.Secondary = login.Identity
 	default:
@@ -212,7 +229,7 @@ func checkLogin(login Login, p Policy) (string, Reason) {
 // judge returns ReasonEligible or why the candidate c cannot be the primary
 // for a login whose normalized email is email.
 func judge(login Login, email string, c User, p Policy) Reason {
-	if c.ID == login.User.ID || c.Holds(login.Identity) {
+	if c.ID == login.User.ID {
 		return ReasonSelf
 	}
 	if c.Blocked {
@@ -239,6 +256,9 @@ func judge(login Login, email string, c User, p Policy) Reason {
 		if !profileEmailAgrees(id, email) {
 			return ReasonIdentityEmailMismatch
 		}
+	}
+	if c.Holds(login.Identity) {
+		return ReasonAlreadyLinked
 	}
 	return ReasonEligible
 }

@@ -337,14 +337,16 @@ func TestRule9_NeverSelfNeverPrimaryAsSecondary(t *testing.T) {
 	if got.Action != linking.ActionNone || got.Candidates[0].Reason != linking.ReasonSelf {
 		t.Errorf("self: got %v with verdict %s, want none/self", got.Action, got.Candidates[0].Reason)
 	}
-	// A user that already holds the login's identity is the login's user.
+	// A user that already holds the login's identity: the link is in place
+	// (a repeated call), so the login ends as that user and nothing is
+	// linked again.
 	holder := existing
-	holder.ID = "auth0|copy"
 	holder.Identities = append([]linking.Identity{}, existing.Identities...)
 	holder.Identities = append(holder.Identities, otp.Identities[0])
-	got = linking.Decide(loginAs(otp), []linking.User{holder}, linking.Policy{})
-	if got.Action != linking.ActionNone || got.Candidates[0].Reason != linking.ReasonSelf {
-		t.Errorf("holder of the identity: got %v with verdict %s, want none/self", got.Action, got.Candidates[0].Reason)
+	got = linking.Decide(loginAs(otp), []linking.User{holder, dbUser("other", "jane@example.com", true)}, linking.Policy{})
+	if got.Action != linking.ActionLink || got.Reason != linking.ReasonAlreadyLinked || got.Primary.ID != holder.ID {
+		t.Errorf("holder of the identity: got %v/%s into %q, want link/already_linked into %q",
+			got.Action, got.Reason, got.Primary.ID, holder.ID)
 	}
 	// A login whose user is already a primary (several identities) never
 	// becomes a secondary, even with an eligible candidate.
@@ -372,6 +374,9 @@ func randomCandidates(r *rand.Rand, login linking.Login) []linking.User {
 		p := providers[r.Intn(len(providers))]
 		u := user(p.provider, fmt.Sprintf("u%d", r.Intn(8)), p.connection, emails[r.Intn(len(emails))], r.Intn(3) > 0)
 		u.Blocked = r.Intn(10) == 0
+		if r.Intn(8) == 0 { // a user the login's identity was already linked into
+			u.Identities = append(u.Identities, login.Identity)
+		}
 		out = append(out, u)
 	}
 	if r.Intn(2) == 0 {
@@ -406,8 +411,10 @@ func TestDecideProperties(t *testing.T) {
 		email, err := linking.NormalizeEmail(primary.Email)
 		main, _ := primary.MainIdentity()
 		switch {
-		case primary.ID == login.User.ID || primary.Holds(login.Identity):
+		case primary.ID == login.User.ID:
 			t.Fatalf("linked the login to itself: %+v", primary)
+		case primary.Holds(login.Identity) != (got.Reason == linking.ReasonAlreadyLinked):
+			t.Fatalf("reason %s for a primary that holds the login's identity: %v", got.Reason, primary.Holds(login.Identity))
 		case !primary.EmailVerified || primary.Blocked:
 			t.Fatalf("primary not verified or blocked: %+v", primary)
 		case err != nil || email != got.Email:

@@ -42,8 +42,8 @@ type Result struct {
 	// when Action is ActionLink.
 	PrimaryUserID string
 	// Reason says why. It is the decision's reason, ReasonAlreadyLinked when
-	// the link was found in place after the link call failed, or
-	// ReasonStoreError when the store failed.
+	// the link was found in place (before linking, or on read-back after the
+	// link call failed), or ReasonStoreError when the store failed.
 	Reason Reason
 	// Decision is the decision behind the result; empty when the store
 	// failed before there was one.
@@ -131,6 +131,10 @@ func (l *Linker) run(ctx context.Context, login Login, email string) (Result, er
 	d := Decide(login, candidates, l.Policy)
 	r := Result{Action: d.Action, Reason: d.Reason, Decision: d}
 	if d.Action != ActionLink {
+		return r, nil
+	}
+	if d.Reason == ReasonAlreadyLinked {
+		r.PrimaryUserID = d.Primary.ID
 		return r, nil
 	}
 

@@ -1,0 +1,215 @@
+/**
+ * Auth0 post-login Action: links the login's identity into the existing user
+ * with the same verified email, as decided by the linking decision service
+ * (Go package github.com/idlink/linking/postlogin), and ends the login as
+ * that user with api.authentication.setPrimaryUser.
+ *
+ * Secrets of the Action:
+ *   LINKING_URL         the service's endpoint, e.g. https://linking.example.com/v1/post-login
+ *   LINKING_SECRET      the key shared with the service (at least 32 bytes)
+ *   LINKING_FAIL_OPEN   optional; "true" lets the login go on, unlinked, when the
+ *                       service gives no usable answer. Otherwise such a login is
+ *                       denied with a "try again" message.
+ *   LINKING_TIMEOUT_MS  optional; how long to wait for the answer, default 6000,
+ *                       at most 15000 (Auth0 gives an Action 20 s in all).
+ *
+ * The Action sends no request (so the login costs no Management API call) when:
+ *   - the login is a refresh token exchange: it authenticates no one;
+ *   - the user has no email, or an unverified one: nothing can be linked, and
+ *     the service would answer "none";
+ *   - app_metadata.linking.checked_email equals the user's email: the service
+ *     said earlier that there is nothing to link for this verified email. A
+ *     changed email is checked again.
+ *
+ * It applies the answer:
+ *   set_primary_user  api.authentication.setPrimaryUser(primary_user_id), once,
+ *                     and no metadata write (Auth0 discards metadata set in the
+ *                     same execution as setPrimaryUser);
+ *   none              nothing, and the marker above when the answer says "remember";
+ *   deny              api.access.deny(message).
+ * A network error, a timeout, a status other than 2xx, or an answer it does not
+ * understand counts as no usable answer (see LINKING_FAIL_OPEN).
+ *
+ * Requests are signed: X-Linking-Timestamp is the time in unix seconds, and
+ * X-Linking-Signature is "v1=" + hex HMAC-SHA256(secret, timestamp + "." + body).
+ */
+'use strict';
+
+const { createHmac } = require('node:crypto');
+
+const SCHEMA_VERSION = 1;
+const DEFAULT_TIMEOUT_MS = 6000;
+const MAX_TIMEOUT_MS = 15000;
+const MAX_USER_ID_LENGTH = 128;
+const MARKER_KEY = 'linking';
+const MESSAGE_UNAVAILABLE = 'Sign-in is temporarily unavailable. Please try again in a moment.';
+const MESSAGE_DENIED = 'We could not sign you in. Please contact support.';
+
+exports.onExecutePostLogin = async (event, api) => {
+  const user = event.user || {};
+  if (skipReason(event) !== '') {
+    return;
+  }
+  const secrets = event.secrets || {};
+  const failOpen = secrets.LINKING_FAIL_OPEN === 'true';
+
+  let answer;
+  try {
+    answer = await ask(event, secrets);
+  } catch (err) {
+    console.log(`linking: no usable answer (${err && err.message}); ${failOpen ? 'login goes on (fail open)' : 'login denied (fail closed)'}`);
+    if (!failOpen) {
+      api.access.deny(MESSAGE_UNAVAILABLE);
+    }
+    return;
+  }
+
+  switch (answer.action) {
+    case 'set_primary_user':
+      console.log(`linking: login ends as ${answer.primary_user_id} (${answer.reason})`);
+      api.authentication.setPrimaryUser(answer.primary_user_id);
+      return;
+    case 'none':
+      if (answer.remember === true) {
+        api.user.setAppMetadata(MARKER_KEY, { checked_email: user.email });
+      }
+      return;
+    case 'deny':
+      console.log(`linking: login denied (${answer.reason})`);
+      api.access.deny(typeof answer.message === 'string' && answer.message !== '' ? answer.message : MESSAGE_DENIED);
+      return;
+  }
+};
+
+// skipReason returns why the Action sends no request for this login, or ''.
+function skipReason(event) {
+  const user = event.user || {};
+  if (event.transaction && event.transaction.protocol === 'oauth2-refresh-token') {
+    return 'refresh_token';
+  }
+  if (typeof user.email !== 'string' || user.email === '') {
+    return 'email_missing';
+  }
+  if (user.email_verified !== true) {
+    return 'email_unverified';
+  }
+  const marker = user.app_metadata && user.app_metadata[MARKER_KEY];
+  if (marker && marker.checked_email === user.email) {
+    return 'already_checked';
+  }
+  return '';
+}
+
+// ask sends the signed request and returns the service's answer, checked.
+// It throws when there is no usable answer.
+async function ask(event, secrets) {
+  const url = secrets.LINKING_URL;
+  const secret = secrets.LINKING_SECRET;
+  if (!url || !secret) {
+    throw new Error('the secrets LINKING_URL and LINKING_SECRET must be set');
+  }
+  const body = JSON.stringify(buildRequest(event));
+  const timestamp = String(Math.floor(Date.now() / 1000));
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: {
+      'Content-Type': 'application/json',
+      'X-Linking-Timestamp': timestamp,
+      'X-Linking-Signature': sign(secret, timestamp, body),
+    },
+    body,
+    redirect: 'error',
+    signal: AbortSignal.timeout(timeoutMs(secrets.LINKING_TIMEOUT_MS)),
+  });
+  const text = await res.text();
+  if (!res.ok) {
+    throw new Error(`status ${res.status}${errorCode(text)}`);
+  }
+  return parseAnswer(text);
+}
+
+// sign returns the X-Linking-Signature header value for body sent at timestamp.
+function sign(secret, timestamp, body) {
+  return 'v1=' + createHmac('sha256', secret).update(timestamp + '.' + body).digest('hex');
+}
+
+// buildRequest returns the version 1 request for the login: the part of the
+// event the rule needs, and nothing else.
+function buildRequest(event) {
+  const user = event.user || {};
+  const connection = event.connection || {};
+  const req = {
+    version: SCHEMA_VERSION,
+    user: {
+      user_id: text(user.user_id),
+      email: text(user.email),
+      email_verified: user.email_verified === true,
+      identities: Array.isArray(user.identities) ? user.identities.map(identity) : [],
+    },
+    connection: { name: text(connection.name), strategy: text(connection.strategy) },
+  };
+  if (event.transaction && event.transaction.id) {
+    req.transaction_id = text(event.transaction.id);
+  }
+  return req;
+}
+
+function identity(id) {
+  id = id || {};
+  return {
+    provider: text(id.provider),
+    user_id: text(id.user_id !== undefined ? id.user_id : id.userId),
+    connection: text(id.connection),
+    isSocial: id.isSocial === true,
+  };
+}
+
+function text(v) {
+  return v === undefined || v === null ? '' : String(v);
+}
+
+function timeoutMs(raw) {
+  const n = Number(raw);
+  if (raw === undefined || raw === '' || !Number.isFinite(n) || n <= 0) {
+    return DEFAULT_TIMEOUT_MS;
+  }
+  return Math.min(Math.floor(n) || 1, MAX_TIMEOUT_MS);
+}
+
+// parseAnswer returns the answer in text, or throws when it is not a version
+// 1 answer this Action can apply.
+function parseAnswer(text) {
+  let answer;
+  try {
+    answer = JSON.parse(text);
+  } catch (err) {
+    throw new Error('the answer is not JSON');
+  }
+  if (answer === null || typeof answer !== 'object' || answer.version !== SCHEMA_VERSION) {
+    throw new Error('the answer is not a version 1 object');
+  }
+  switch (answer.action) {
+    case 'set_primary_user': {
+      const id = answer.primary_user_id;
+      if (typeof id !== 'string' || id === '' || id.length > MAX_USER_ID_LENGTH) {
+        throw new Error('set_primary_user without a valid primary_user_id');
+      }
+      return answer;
+    }
+    case 'none':
+    case 'deny':
+      return answer;
+    default:
+      throw new Error(`unknown action ${JSON.stringify(String(answer.action)).slice(0, 40)}`);
+  }
+}
+
+// errorCode returns ": <code>" from an error body of the service, or ''.
+function errorCode(text) {
+  try {
+    const body = JSON.parse(text);
+    return body && typeof body.error === 'string' ? `: ${body.error.slice(0, 40)}` : '';
+  } catch (err) {
+    return '';
+  }
+}

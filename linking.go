@@ -153,3 +153,36 @@ func (*rateLimitedError) Error() string { return "linking: store rate limit reac
 
 // Unwrap makes ErrRateLimited also an ErrUnavailable.
 func (*rateLimitedError) Unwrap() error { return ErrUnavailable }
+
+// Metadata is a user's metadata, or the part of it to write.
+type Metadata struct {
+	UserMetadata map[string]any
+	AppMetadata  map[string]any
+}
+
+// MetadataWriter is implemented by stores that can write a user's metadata.
+// The Linker needs it when its MetadataPolicy moves metadata.
+type MetadataWriter interface {
+	// UpdateMetadata sets the given top-level keys of the user's
+	// user_metadata and app_metadata to the given values, and leaves every
+	// other key as it is (Auth0's PATCH /api/v2/users/{id}). A nil or empty
+	// map leaves that metadata alone. A missing user wraps ErrNotFound.
+	UpdateMetadata(ctx context.Context, userID string, m Metadata) error
+}
+
+// SessionRevoker is implemented by stores that can end a user's sessions.
+// The Linker needs it when RevokeSessions is set.
+type SessionRevoker interface {
+	// RevokeSessions revokes every refresh token and ends every session of
+	// the user (Auth0: DELETE /api/v2/users/{id}/refresh-tokens and
+	// /sessions). A missing user wraps ErrNotFound.
+	RevokeSessions(ctx context.Context, userID string) error
+}
+
+// Notifier tells a person that a sign-in method was linked to their account,
+// e.g. by email, so that a link they did not expect does not go unnoticed.
+type Notifier interface {
+	// NotifyLinked is called once after a new link is confirmed. An error is
+	// reported in the Result and the events; it does not undo the link.
+	NotifyLinked(ctx context.Context, primary User, linked Identity) error
+}

@@ -21,10 +21,23 @@ type Linker struct {
 	Policy Policy
 	// Logger receives one record per login; nil logs nothing.
 	Logger *slog.Logger
-	// Observe, when set, is called once per Link call with what happened,
-	// for metrics and audit. It runs on the caller's goroutine and must not
-	// block for long.
+	// Observe, when set, receives the audit events: one EventDecided per
+	// Link call, and one event per side effect (see EventKind). It is called
+	// synchronously and must not block for long; it may be called from
+	// several goroutines at once.
 	Observe func(Event)
+
+	// Metadata says what of the secondary's metadata moves to the primary;
+	// the zero value moves nothing. Moving needs a Store that implements
+	// MetadataWriter, and costs one update only when something changes.
+	Metadata MetadataPolicy
+	// RevokeSessions revokes the primary's refresh tokens and sessions after
+	// a new link is confirmed, so that a session someone opened on the
+	// existing account before its owner linked does not survive. It needs a
+	// Store that implements SessionRevoker.
+	RevokeSessions bool
+	// Notifier, when set, is told of every new link, to tell the person.
+	Notifier Notifier
 
 	group singleflight.Group
 }
@@ -48,20 +61,66 @@ type Result struct {
 	// Decision is the decision behind the result; empty when the store
 	// failed before there was one.
 	Decision Decision
+
+	// The side effects of a new link; all empty otherwise.
+
+	// SecondaryMetadata is the login user's metadata as it was before the
+	// link (Auth0 discards it when linking): keep it if it matters.
+	SecondaryMetadata Metadata
+	// MetadataKeys are the metadata keys written to the primary, as
+	// "user_metadata.KEY" and "app_metadata.KEY".
+	MetadataKeys []string
+	// SessionsRevoked reports that the primary's sessions were revoked.
+	SessionsRevoked bool
+	// Notified reports that the Notifier was told.
+	Notified bool
+	// SideEffectErr holds what went wrong in the side effects (metadata,
+	// revocation, notification). The link stands: these never undo it, and
+	// Link returns no error for them.
+	SideEffectErr error
 }
 
 // FailedOpen reports whether the result lets the login go on only because
 // the store failed and the policy fails open.
 func (r Result) FailedOpen() bool { return r.Reason == ReasonStoreError && r.Action == ActionNone }
 
-// Event is what a Linker reports to Observe for each Link call.
+// EventKind names an audit event. The names are stable.
+type EventKind string
+
+// The audit events of a Linker.
+const (
+	// EventDecided: once per Link call, with the action, the reason, every
+	// candidate's verdict and, when Link failed, the error.
+	EventDecided EventKind = "decided"
+	// EventLinked: a new link was written (or found on read-back).
+	EventLinked EventKind = "linked"
+	// EventMetadataMerged: metadata keys were written to the primary.
+	EventMetadataMerged EventKind = "metadata_merged"
+	// EventSessionsRevoked: the primary's sessions were revoked.
+	EventSessionsRevoked EventKind = "sessions_revoked"
+	// EventNotified: the Notifier was told of the link.
+	EventNotified EventKind = "notified"
+	// EventSideEffectFailed: a side effect failed; Err says which and why.
+	EventSideEffectFailed EventKind = "side_effect_failed"
+)
+
+// Event is an audit event of a Linker.
 type Event struct {
+	Kind EventKind
 	// LoginUserID and Identity are the login's user and identity.
 	LoginUserID string
 	Identity    Identity
-	// Result is what Link returned.
-	Result Result
-	// Err is the error Link returned, or nil.
+	// PrimaryUserID is the primary, when there is one.
+	PrimaryUserID string
+	// Action and Reason are the result's.
+	Action Action
+	Reason Reason
+	// Candidates are the verdicts, for EventDecided.
+	Candidates []Verdict
+	// Keys are the metadata keys written, for EventMetadataMerged.
+	Keys []string
+	// Err is the error, for EventDecided when Link failed and for
+	// EventSideEffectFailed.
 	Err error
 }
 
@@ -87,7 +146,11 @@ type Event struct {
 // wrapping ErrInvalidLogin, with ActionDeny.
 func (l *Linker) Link(ctx context.Context, login Login) (Result, error) {
 	r, err := l.link(ctx, login)
-	l.report(ctx, login, r, err)
+	l.emit(ctx, Event{
+		Kind: EventDecided, LoginUserID: login.User.ID, Identity: login.Identity,
+		PrimaryUserID: r.PrimaryUserID, Action: r.Action, Reason: r.Reason,
+		Candidates: r.Decision.Candidates, Err: err,
+	})
 	return r, err
 }
 
@@ -96,6 +159,9 @@ func (l *Linker) link(ctx context.Context, login Login) (Result, error) {
 		return l.failed(), errors.New("linking: Linker has no Store")
 	}
 	if err := l.Policy.Validate(); err != nil {
+		return l.failed(), err
+	}
+	if err := l.checkStore(); err != nil {
 		return l.failed(), err
 	}
 	email, reason := checkLogin(login, l.Policy)
@@ -141,6 +207,7 @@ func (l *Linker) run(ctx context.Context, login Login, email string) (Result, er
 	linkErr := l.Store.Link(ctx, d.Primary.ID, d.Secondary)
 	if linkErr == nil {
 		r.PrimaryUserID = d.Primary.ID
+		l.afterLink(ctx, login, &r)
 		return r, nil
 	}
 	// The link may have succeeded with its response lost (and a retry then
@@ -149,6 +216,7 @@ func (l *Linker) run(ctx context.Context, login Login, email string) (Result, er
 	if readErr == nil && primary.Holds(d.Secondary) {
 		r.PrimaryUserID = d.Primary.ID
 		r.Reason = ReasonAlreadyLinked
+		l.afterLink(ctx, login, &r)
 		return r, nil
 	}
 	failed := l.failed()
@@ -194,25 +262,93 @@ func (l *Linker) failed() Result {
 	return r
 }
 
-func (l *Linker) report(ctx context.Context, login Login, r Result, err error) {
+// checkStore reports a side effect the Linker is configured for that its
+// Store cannot perform.
+func (l *Linker) checkStore() error {
+	if l.Metadata.MergeUserMetadata || len(l.Metadata.AppMetadataKeys) > 0 {
+		if _, ok := l.Store.(MetadataWriter); !ok {
+			return errors.New("linking: Metadata moves metadata, but the Store is not a MetadataWriter")
+		}
+	}
+	if l.RevokeSessions {
+		if _, ok := l.Store.(SessionRevoker); !ok {
+			return errors.New("linking: RevokeSessions is set, but the Store is not a SessionRevoker")
+		}
+	}
+	return nil
+}
+
+// afterLink performs the side effects of a new, confirmed link, in order:
+// metadata, session revocation, notification. A failure is recorded in r and
+// in an event, and does not stop the others or undo the link.
+func (l *Linker) afterLink(ctx context.Context, login Login, r *Result) {
+	d := r.Decision
+	event := func(kind EventKind) Event {
+		return Event{Kind: kind, LoginUserID: login.User.ID, Identity: login.Identity,
+			PrimaryUserID: r.PrimaryUserID, Action: r.Action, Reason: r.Reason}
+	}
+	fail := func(err error) {
+		r.SideEffectErr = errors.Join(r.SideEffectErr, err)
+		e := event(EventSideEffectFailed)
+		e.Err = err
+		l.emit(ctx, e)
+	}
+	l.emit(ctx, event(EventLinked))
+
+	r.SecondaryMetadata = Metadata{UserMetadata: login.User.UserMetadata, AppMetadata: login.User.AppMetadata}
+	primaryMetadata := Metadata{UserMetadata: d.Primary.UserMetadata, AppMetadata: d.Primary.AppMetadata}
+	if update, keys := l.Metadata.plan(primaryMetadata, r.SecondaryMetadata); len(keys) > 0 {
+		if err := l.Store.(MetadataWriter).UpdateMetadata(ctx, r.PrimaryUserID, update); err != nil {
+			fail(fmt.Errorf("linking: move metadata into %s: %w", r.PrimaryUserID, err))
+		} else {
+			r.MetadataKeys = keys
+			e := event(EventMetadataMerged)
+			e.Keys = keys
+			l.emit(ctx, e)
+		}
+	}
+	if l.RevokeSessions {
+		if err := l.Store.(SessionRevoker).RevokeSessions(ctx, r.PrimaryUserID); err != nil {
+			fail(fmt.Errorf("linking: revoke sessions of %s: %w", r.PrimaryUserID, err))
+		} else {
+			r.SessionsRevoked = true
+			l.emit(ctx, event(EventSessionsRevoked))
+		}
+	}
+	if l.Notifier != nil {
+		if err := l.Notifier.NotifyLinked(ctx, d.Primary, d.Secondary); err != nil {
+			fail(fmt.Errorf("linking: notify %s: %w", r.PrimaryUserID, err))
+		} else {
+			r.Notified = true
+			l.emit(ctx, event(EventNotified))
+		}
+	}
+}
+
+// emit logs an event and hands it to Observe.
+func (l *Linker) emit(ctx context.Context, e Event) {
 	if l.Logger != nil {
 		attrs := []slog.Attr{
-			slog.String("user_id", login.User.ID),
-			slog.String("identity", login.Identity.UserIDOf()),
-			slog.String("action", r.Action.String()),
-			slog.String("reason", string(r.Reason)),
+			slog.String("event", string(e.Kind)),
+			slog.String("user_id", e.LoginUserID),
+			slog.String("identity", e.Identity.UserIDOf()),
+			slog.String("action", e.Action.String()),
+			slog.String("reason", string(e.Reason)),
+		}
+		if e.PrimaryUserID != "" {
+			attrs = append(attrs, slog.String("primary_user_id", e.PrimaryUserID))
+		}
+		if len(e.Keys) > 0 {
+			attrs = append(attrs, slog.Any("keys", e.Keys))
 		}
 		level := slog.LevelInfo
-		if r.PrimaryUserID != "" {
-			attrs = append(attrs, slog.String("primary_user_id", r.PrimaryUserID))
-		}
-		if err != nil {
+		if e.Err != nil {
 			level = slog.LevelError
-			attrs = append(attrs, slog.String("error", err.Error()))
+			attrs = append(attrs, slog.String("error", e.Err.Error()))
 		}
-		l.Logger.LogAttrs(ctx, level, "linking: login", attrs...)
+		l.Logger.LogAttrs(ctx, level, "linking: "+string(e.Kind), attrs...)
 	}
 	if l.Observe != nil {
-		l.Observe(Event{LoginUserID: login.User.ID, Identity: login.Identity, Result: r, Err: err})
+		l.Observe(e)
 	}
 }

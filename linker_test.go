@@ -296,20 +296,6 @@ func TestLinkerInvalidInput(t *testing.T) {
 	wantCalls(t, tenant, linkingtest.Calls{})
 }
 
-func TestLinkerObserve(t *testing.T) {
-	var events []linking.Event
-	tenant := seedTenant(t)
-	l := &linking.Linker{Store: tenant, Observe: func(e linking.Event) { events = append(events, e) }}
-	got, err := l.Link(context.Background(), loginAs(otp))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []linking.Event{{LoginUserID: otp.ID, Identity: otp.Identities[0], Result: got}}
-	if diff := cmp.Diff(want, events); diff != "" {
-		t.Errorf("events (-want +got):\n%s", diff)
-	}
-}
-
 // BenchmarkLinker reports the store calls one login costs on each path.
 func BenchmarkLinker(b *testing.B) {
 	ctx := context.Background()

@@ -34,12 +34,56 @@ import (
 // stored field, and ErrNotFound for a missing user; Link moving the
 // secondary's identity (with its profile email) into the primary, deleting
 // the secondary and discarding its metadata; refusals with ErrConflict or
-// ErrNotFound that change nothing; and a canceled context.
+// ErrNotFound that change nothing; a canceled context; and, for stores that
+// have them, the optional linking.MetadataWriter and linking.SessionRevoker.
 func TestStore(t *testing.T, newStore func(t *testing.T, users []linking.User) linking.UserStore) {
 	t.Run("UsersByEmail", func(t *testing.T) { testUsersByEmail(t, newStore) })
 	t.Run("User", func(t *testing.T) { testUser(t, newStore) })
 	t.Run("Link", func(t *testing.T) { testLink(t, newStore) })
 	t.Run("CanceledContext", func(t *testing.T) { testCanceled(t, newStore) })
+	probe := newStore(t, suiteUsers())
+	if _, ok := probe.(linking.MetadataWriter); ok {
+		t.Run("UpdateMetadata", func(t *testing.T) { testUpdateMetadata(t, newStore) })
+	}
+	if _, ok := probe.(linking.SessionRevoker); ok {
+		t.Run("RevokeSessions", func(t *testing.T) { testRevokeSessions(t, newStore) })
+	}
+}
+
+// testUpdateMetadata checks linking.MetadataWriter:
+// top-level keys set, others kept, nil removes, nested objects replaced.
+func testUpdateMetadata(t *testing.T, newStore func(*testing.T, []linking.User) linking.UserStore) {
+	s := newStore(t, suiteUsers())
+	w := s.(linking.MetadataWriter)
+	ctx := context.Background()
+	err := w.UpdateMetadata(ctx, suiteDB.ID, linking.Metadata{
+		UserMetadata: map[string]any{"locale": nil, "prefs": map[string]any{"digest": "weekly"}, "nickname": "jane"},
+		AppMetadata:  map[string]any{"plan": "team"},
+	})
+	if err != nil {
+		t.Fatalf("UpdateMetadata: %v", err)
+	}
+	got := mustUser(t, s, suiteDB.ID)
+	want := copyUser(suiteDB)
+	want.UserMetadata = map[string]any{"prefs": map[string]any{"digest": "weekly"}, "nickname": "jane"}
+	want.AppMetadata = map[string]any{"plan": "team", "roles": []any{"editor"}}
+	if diff := cmp.Diff(want, got, suiteCmp); diff != "" {
+		t.Errorf("after UpdateMetadata (-want +got):\n%s", diff)
+	}
+	if err := w.UpdateMetadata(ctx, "auth0|missing", linking.Metadata{AppMetadata: map[string]any{"x": "y"}}); !errors.Is(err, linking.ErrNotFound) {
+		t.Errorf("UpdateMetadata of a missing user: got %v, want ErrNotFound", err)
+	}
+}
+
+// testRevokeSessions checks linking.SessionRevoker.
+func testRevokeSessions(t *testing.T, newStore func(*testing.T, []linking.User) linking.UserStore) {
+	r := newStore(t, suiteUsers()).(linking.SessionRevoker)
+	if err := r.RevokeSessions(context.Background(), suiteDB.ID); err != nil {
+		t.Errorf("RevokeSessions: %v", err)
+	}
+	if err := r.RevokeSessions(context.Background(), "auth0|missing"); !errors.Is(err, linking.ErrNotFound) {
+		t.Errorf("RevokeSessions of a missing user: got %v, want ErrNotFound", err)
+	}
 }
 
 // The suite's users: a database user and a passwordless user with the same

@@ -36,6 +36,10 @@ const (
 	MethodUpdateUser   Method = "UpdateUser"
 	MethodDeleteUser   Method = "DeleteUser"
 	MethodAddUser      Method = "AddUser"
+	// MethodUpdateMetadata and MethodRevokeSessions are the optional
+	// capabilities linking.MetadataWriter and linking.SessionRevoker.
+	MethodUpdateMetadata Method = "UpdateMetadata"
+	MethodRevokeSessions Method = "RevokeSessions"
 )
 
 // APIError is an error as the Auth0 Management API reports it. Tenant methods
@@ -87,6 +91,7 @@ type Tenant struct {
 	order       []string                 // user ids in creation order
 	owners      map[string]string        // "provider|user_id" of every identity → id of the user holding it
 	connections map[string]Connection    // by name
+	sessions    map[string]int           // live sessions and refresh tokens, by user id
 	calls       Calls
 	faults      map[Method][]fault // FailNext, in order
 	lost        []fault            // CommitThenFail, in order
@@ -98,7 +103,11 @@ type fault struct {
 	err error
 }
 
-var _ linking.UserStore = (*Tenant)(nil)
+var (
+	_ linking.UserStore      = (*Tenant)(nil)
+	_ linking.MetadataWriter = (*Tenant)(nil)
+	_ linking.SessionRevoker = (*Tenant)(nil)
+)
 
 // NewTenant returns a tenant holding users (see AddUser; adding them is not
 // counted) and the default connections "Username-Password-Authentication"
@@ -109,6 +118,7 @@ func NewTenant(users ...linking.User) *Tenant {
 		users:       make(map[string]*linking.User),
 		owners:      make(map[string]string),
 		connections: make(map[string]Connection),
+		sessions:    make(map[string]int),
 		calls:       make(Calls),
 		faults:      make(map[Method][]fault),
 	}
@@ -412,6 +422,75 @@ func (t *Tenant) UpdateUser(ctx context.Context, id string, fn func(*linking.Use
 	}
 	*old = copyUser(u)
 	return u, nil
+}
+
+// UpdateMetadata sets the given top-level keys of the user's user_metadata
+// and app_metadata, as Auth0's PATCH /api/v2/users/{id} does: other keys stay,
+// a key set to nil is removed, a nested object replaces the old value whole.
+// A missing user is an *APIError 404 wrapping linking.ErrNotFound.
+func (t *Tenant) UpdateMetadata(ctx context.Context, id string, m linking.Metadata) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.begin(ctx, MethodUpdateMetadata); err != nil {
+		return err
+	}
+	u, ok := t.users[id]
+	if !ok {
+		return errUserNotFound()
+	}
+	u.UserMetadata = patch(u.UserMetadata, m.UserMetadata)
+	u.AppMetadata = patch(u.AppMetadata, m.AppMetadata)
+	return nil
+}
+
+// patch merges the top-level keys of update into a copy of m; nil values
+// remove keys.
+func patch(m, update map[string]any) map[string]any {
+	if len(update) == 0 {
+		return m
+	}
+	out := copyMap(m)
+	if out == nil {
+		out = make(map[string]any, len(update))
+	}
+	for k, v := range copyMap(update) {
+		if v == nil {
+			delete(out, k)
+		} else {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// OpenSession records a session (with its refresh token) of the user, as a
+// login to that account would. It is not counted and takes no faults.
+func (t *Tenant) OpenSession(id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.sessions[id]++
+}
+
+// Sessions returns how many sessions of the user are live.
+func (t *Tenant) Sessions(id string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.sessions[id]
+}
+
+// RevokeSessions ends every session and refresh token of the user. A missing
+// user is an *APIError 404 wrapping linking.ErrNotFound.
+func (t *Tenant) RevokeSessions(ctx context.Context, id string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.begin(ctx, MethodRevokeSessions); err != nil {
+		return err
+	}
+	if _, ok := t.users[id]; !ok {
+		return errUserNotFound()
+	}
+	delete(t.sessions, id)
+	return nil
 }
 
 // DeleteUser deletes the user id. A missing user is an *APIError 404

@@ -1,0 +1,326 @@
+package linking_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/idlink/linking"
+	"github.com/idlink/linking/linkingtest"
+)
+
+func TestFillMerge(t *testing.T) {
+	primary := map[string]any{"theme": "dark", "prefs": map[string]any{"lang": "en"}, "tags": []any{"a"}}
+	secondary := map[string]any{"theme": "light", "prefs": map[string]any{"lang": "fr", "tz": "CET"}, "nick": "jj", "tags": []any{"b"}}
+	got := linking.FillMerge(primary, secondary)
+	want := map[string]any{"theme": "dark", "prefs": map[string]any{"lang": "en", "tz": "CET"}, "nick": "jj", "tags": []any{"a"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("FillMerge (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]any{"theme": "dark", "prefs": map[string]any{"lang": "en"}, "tags": []any{"a"}}, primary); diff != "" {
+		t.Errorf("FillMerge changed its argument (-want +got):\n%s", diff)
+	}
+}
+
+// linkWithMetadata runs the seed scenario with the given metadata on both
+// sides and returns the result, the primary afterwards and the tenant's calls.
+func linkWithMetadata(t *testing.T, policy linking.MetadataPolicy, primaryMeta, secondaryMeta linking.Metadata) (linking.Result, linking.User, linkingtest.Calls) {
+	t.Helper()
+	p, s := existing, otp
+	p.UserMetadata, p.AppMetadata = primaryMeta.UserMetadata, primaryMeta.AppMetadata
+	s.UserMetadata, s.AppMetadata = secondaryMeta.UserMetadata, secondaryMeta.AppMetadata
+	tenant := linkingtest.NewTenant(p, s)
+	tenant.ResetCalls()
+	r, err := (&linking.Linker{Store: tenant, Metadata: policy}).Link(context.Background(), loginAs(s))
+	if err != nil || r.Action != linking.ActionLink {
+		t.Fatalf("Link: %v, %v", r.Action, err)
+	}
+	after, err := tenant.User(context.Background(), p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, after, tenant.Calls()
+}
+
+func TestLinkerMetadataPolicies(t *testing.T) {
+	primary := linking.Metadata{
+		UserMetadata: map[string]any{"theme": "dark", "prefs": map[string]any{"lang": "en"}},
+		AppMetadata:  map[string]any{"plan": "free"},
+	}
+	secondary := linking.Metadata{
+		UserMetadata: map[string]any{"theme": "light", "prefs": map[string]any{"tz": "CET"}, "nick": "jj"},
+		AppMetadata:  map[string]any{"plan": "pro", "roles": []any{"admin"}, "referrer": "ad-campaign"},
+	}
+	dropTheme := func(p, s map[string]any) map[string]any {
+		return map[string]any{"nick": s["nick"], "theme": nil} // tries to drop and to delete: neither happens
+	}
+	tests := []struct {
+		name      string
+		policy    linking.MetadataPolicy
+		primary   linking.Metadata
+		secondary linking.Metadata
+		want      linking.Metadata
+		keys      []string
+	}{{
+		name: "default moves nothing", primary: primary, secondary: secondary, want: primary,
+	}, {
+		name:    "user_metadata fills gaps, nested objects key by key",
+		policy:  linking.MetadataPolicy{MergeUserMetadata: true},
+		primary: primary, secondary: secondary,
+		want: linking.Metadata{
+			UserMetadata: map[string]any{"theme": "dark", "prefs": map[string]any{"lang": "en", "tz": "CET"}, "nick": "jj"},
+			AppMetadata:  primary.AppMetadata,
+		},
+		keys: []string{"user_metadata.nick", "user_metadata.prefs"},
+	}, {
+		name:    "caller's merge function never deletes",
+		policy:  linking.MetadataPolicy{MergeUserMetadata: true, MergeUserMetadataFunc: dropTheme},
+		primary: primary, secondary: secondary,
+		want: linking.Metadata{
+			UserMetadata: map[string]any{"theme": "dark", "prefs": map[string]any{"lang": "en"}, "nick": "jj"},
+			AppMetadata:  primary.AppMetadata,
+		},
+		keys: []string{"user_metadata.nick"},
+	}, {
+		name:    "app_metadata: only listed keys, primary wins",
+		policy:  linking.MetadataPolicy{AppMetadataKeys: []string{"referrer", "plan"}},
+		primary: primary, secondary: secondary,
+		want: linking.Metadata{
+			UserMetadata: primary.UserMetadata,
+			AppMetadata:  map[string]any{"plan": "free", "referrer": "ad-campaign"},
+		},
+		keys: []string{"app_metadata.referrer"},
+	}, {
+		name:    "empty secondary never blanks the primary",
+		policy:  linking.MetadataPolicy{MergeUserMetadata: true, AppMetadataKeys: []string{"plan"}},
+		primary: primary, secondary: linking.Metadata{UserMetadata: map[string]any{}, AppMetadata: nil},
+		want:    primary,
+	}, {
+		name:    "nothing changes: no update",
+		policy:  linking.MetadataPolicy{MergeUserMetadata: true},
+		primary: primary, secondary: linking.Metadata{UserMetadata: map[string]any{"theme": "dark"}},
+		want:    primary,
+	}, {
+		name:    "primary without metadata",
+		policy:  linking.MetadataPolicy{MergeUserMetadata: true},
+		primary: linking.Metadata{}, secondary: secondary,
+		want:    linking.Metadata{UserMetadata: secondary.UserMetadata},
+		keys:    []string{"user_metadata.nick", "user_metadata.prefs", "user_metadata.theme"},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, after, calls := linkWithMetadata(t, tt.policy, tt.primary, tt.secondary)
+			got := linking.Metadata{UserMetadata: after.UserMetadata, AppMetadata: after.AppMetadata}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("primary metadata (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.keys, r.MetadataKeys); diff != "" {
+				t.Errorf("keys (-want +got):\n%s", diff)
+			}
+			wantUpdates := 0
+			if len(tt.keys) > 0 {
+				wantUpdates = 1
+			}
+			if n := calls[linkingtest.MethodUpdateMetadata]; n != wantUpdates {
+				t.Errorf("got %d metadata updates, want %d", n, wantUpdates)
+			}
+			if diff := cmp.Diff(tt.secondary, r.SecondaryMetadata); diff != "" {
+				t.Errorf("secondary snapshot (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestRule8_AppMetadataNeverCarriedByDefault is DESIGN.md §4 rule 8: the
+// secondary's app_metadata (roles, plans) never flows into the primary unless
+// the caller lists the keys.
+func TestRule8_AppMetadataNeverCarriedByDefault(t *testing.T) {
+	secondary := linking.Metadata{AppMetadata: map[string]any{"roles": []any{"admin"}}}
+	for _, policy := range []linking.MetadataPolicy{{}, {MergeUserMetadata: true}, {AppMetadataKeys: []string{"plan"}}} {
+		r, after, calls := linkWithMetadata(t, policy, linking.Metadata{}, secondary)
+		if after.AppMetadata != nil || len(r.MetadataKeys) != 0 || calls[linkingtest.MethodUpdateMetadata] != 0 {
+			t.Errorf("policy %+v: primary app_metadata %v, keys %v, %d updates; want nothing moved",
+				policy, after.AppMetadata, r.MetadataKeys, calls[linkingtest.MethodUpdateMetadata])
+		}
+	}
+}
+
+// TestLinkerRule4_TrojanIdentityWritesNothing is DESIGN.md §4 rule 4 through
+// the Linker: a candidate holding an untrusted identity, or a linked identity
+// with another email, is refused and nothing is written.
+func TestLinkerRule4_TrojanIdentityWritesNothing(t *testing.T) {
+	for name, extra := range map[string]linking.Identity{
+		"untrusted identity": {Provider: "samlp", UserID: "evil", Connection: "evil-saml"},
+		"identity with another email": {Provider: "email", UserID: "mallory", Connection: "email",
+			ProfileData: map[string]any{"email": "mallory@example.net"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			trojan := existing
+			trojan.Identities = append([]linking.Identity{}, existing.Identities[0], extra)
+			tenant := linkingtest.NewTenant(trojan, otp)
+			tenant.ResetCalls()
+			before := tenant.Users()
+			r, err := (&linking.Linker{Store: tenant}).Link(context.Background(), loginAs(otp))
+			if err != nil || r.Action != linking.ActionNone || r.PrimaryUserID != "" {
+				t.Errorf("got %v primary %q, %v; want none", r.Action, r.PrimaryUserID, err)
+			}
+			wantCalls(t, tenant, linkingtest.Calls{linkingtest.MethodUsersByEmail: 1})
+			if diff := cmp.Diff(before, tenant.Users()); diff != "" {
+				t.Errorf("tenant changed (-before +after):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLinkerRevokeSessions(t *testing.T) {
+	t.Run("after a confirmed link", func(t *testing.T) {
+		tenant := seedTenant(t)
+		tenant.OpenSession(existing.ID)
+		r, err := (&linking.Linker{Store: tenant, RevokeSessions: true}).Link(context.Background(), loginAs(otp))
+		if err != nil || !r.SessionsRevoked || r.SideEffectErr != nil {
+			t.Fatalf("got revoked=%v, side effect error %v, %v", r.SessionsRevoked, r.SideEffectErr, err)
+		}
+		if n := tenant.Sessions(existing.ID); n != 0 {
+			t.Errorf("primary has %d sessions, want 0", n)
+		}
+		wantCalls(t, tenant, linkingtest.Calls{linkingtest.MethodUsersByEmail: 1, linkingtest.MethodLink: 1, linkingtest.MethodRevokeSessions: 1})
+	})
+	t.Run("after a link confirmed by read-back", func(t *testing.T) {
+		tenant := seedTenant(t)
+		tenant.OpenSession(existing.ID)
+		tenant.CommitThenFail(1, linking.ErrUnavailable)
+		r, err := (&linking.Linker{Store: tenant, RevokeSessions: true}).Link(context.Background(), loginAs(otp))
+		if err != nil || !r.SessionsRevoked || tenant.Sessions(existing.ID) != 0 {
+			t.Errorf("got revoked=%v, %d sessions, %v; want revoked", r.SessionsRevoked, tenant.Sessions(existing.ID), err)
+		}
+	})
+	t.Run("never after a refused link", func(t *testing.T) {
+		tenant := linkingtest.NewTenant(existing, dbUser("second", "jane@example.com", true), otp)
+		tenant.OpenSession(existing.ID)
+		r, _ := (&linking.Linker{Store: tenant, RevokeSessions: true}).Link(context.Background(), loginAs(otp))
+		if r.Action != linking.ActionDeny || r.SessionsRevoked || tenant.Sessions(existing.ID) != 1 {
+			t.Errorf("ambiguous: got %v revoked=%v, %d sessions; want deny and the session kept", r.Action, r.SessionsRevoked, tenant.Sessions(existing.ID))
+		}
+		if n := tenant.Calls()[linkingtest.MethodRevokeSessions]; n != 0 {
+			t.Errorf("got %d revocations, want 0", n)
+		}
+	})
+	t.Run("never after a failed link", func(t *testing.T) {
+		tenant := seedTenant(t)
+		tenant.OpenSession(existing.ID)
+		tenant.FailNext(linkingtest.MethodLink, 1, linking.ErrUnavailable)
+		r, err := (&linking.Linker{Store: tenant, RevokeSessions: true}).Link(context.Background(), loginAs(otp))
+		if err == nil || r.SessionsRevoked || tenant.Sessions(existing.ID) != 1 || tenant.Calls()[linkingtest.MethodRevokeSessions] != 0 {
+			t.Errorf("failed link: err %v, revoked=%v, %d sessions; want an error and the session kept", err, r.SessionsRevoked, tenant.Sessions(existing.ID))
+		}
+	})
+	t.Run("a failure to revoke is reported and keeps the link", func(t *testing.T) {
+		tenant := seedTenant(t)
+		tenant.OpenSession(existing.ID)
+		boom := errors.New("revocation endpoint down")
+		tenant.FailNext(linkingtest.MethodRevokeSessions, 1, boom)
+		var events []linking.Event
+		l := &linking.Linker{Store: tenant, RevokeSessions: true, Observe: func(e linking.Event) { events = append(events, e) }}
+		r, err := l.Link(context.Background(), loginAs(otp))
+		if err != nil || r.PrimaryUserID != existing.ID || r.SessionsRevoked || !errors.Is(r.SideEffectErr, boom) {
+			t.Fatalf("got primary %q revoked=%v side effect %v, %v; want the link kept and the failure reported",
+				r.PrimaryUserID, r.SessionsRevoked, r.SideEffectErr, err)
+		}
+		wantSeedLinked(t, tenant)
+		var failed []linking.Event
+		for _, e := range events {
+			if e.Kind == linking.EventSideEffectFailed {
+				failed = append(failed, e)
+			}
+		}
+		if len(failed) != 1 || !errors.Is(failed[0].Err, boom) {
+			t.Errorf("side_effect_failed events %+v, want one carrying the error", failed)
+		}
+	})
+}
+
+// capabilityless hides the optional capabilities of a store.
+type capabilityless struct{ linking.UserStore }
+
+func TestLinkerNeedsCapabilities(t *testing.T) {
+	for name, l := range map[string]*linking.Linker{
+		"metadata": {Store: capabilityless{seedTenant(t)}, Metadata: linking.MetadataPolicy{MergeUserMetadata: true}},
+		"sessions": {Store: capabilityless{seedTenant(t)}, RevokeSessions: true},
+	} {
+		if _, err := l.Link(context.Background(), loginAs(otp)); err == nil {
+			t.Errorf("%s: a store without the capability: got no error", name)
+		}
+	}
+}
+
+type recordingNotifier struct{ got []string }
+
+func (n *recordingNotifier) NotifyLinked(_ context.Context, primary linking.User, linked linking.Identity) error {
+	n.got = append(n.got, fmt.Sprintf("%s <- %s", primary.ID, linked.UserIDOf()))
+	return nil
+}
+
+func TestLinkerNotifier(t *testing.T) {
+	tenant := seedTenant(t)
+	n := &recordingNotifier{}
+	l := &linking.Linker{Store: tenant, Notifier: n}
+	for range 2 { // the second call finds the link in place: no new notice
+		if _, err := l.Link(context.Background(), loginAs(otp)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if diff := cmp.Diff([]string{"auth0|63d17c6a <- email|6f1c2b3a"}, n.got); diff != "" {
+		t.Errorf("notices (-want +got):\n%s", diff)
+	}
+}
+
+// TestLinkerAuditEvents: one decided event per Link call with the documented
+// fields, one event per side effect, and the same outcome without observer.
+func TestLinkerAuditEvents(t *testing.T) {
+	second := dbUser("second", "jane@example.com", true)
+	tests := []struct {
+		name  string
+		users []linking.User
+		kinds []linking.EventKind
+	}{
+		{"linked", []linking.User{existing, otp}, []linking.EventKind{
+			linking.EventLinked, linking.EventMetadataMerged, linking.EventSessionsRevoked, linking.EventDecided}},
+		{"refused", []linking.User{existing, second, otp}, []linking.EventKind{linking.EventDecided}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			run := func(observe func(linking.Event)) linking.Result {
+				users := append([]linking.User{}, tt.users...)
+				users[len(users)-1].UserMetadata = map[string]any{"nick": "jj"}
+				tenant := linkingtest.NewTenant(users...)
+				l := &linking.Linker{Store: tenant, Observe: observe, RevokeSessions: true,
+					Metadata: linking.MetadataPolicy{MergeUserMetadata: true}}
+				r, _ := l.Link(context.Background(), loginAs(users[len(users)-1]))
+				return r
+			}
+			var events []linking.Event
+			with := run(func(e linking.Event) { events = append(events, e) })
+			without := run(nil)
+			if diff := cmp.Diff(without, with); diff != "" {
+				t.Errorf("result depends on the observer (-without +with):\n%s", diff)
+			}
+			var kinds []linking.EventKind
+			for _, e := range events {
+				kinds = append(kinds, e.Kind)
+			}
+			if diff := cmp.Diff(tt.kinds, kinds); diff != "" {
+				t.Errorf("event kinds (-want +got):\n%s", diff)
+			}
+			decided := events[len(events)-1]
+			want := linking.Event{
+				Kind: linking.EventDecided, LoginUserID: otp.ID, Identity: otp.Identities[0],
+				PrimaryUserID: with.PrimaryUserID, Action: with.Action, Reason: with.Reason, Candidates: with.Decision.Candidates,
+			}
+			if diff := cmp.Diff(want, decided); diff != "" {
+				t.Errorf("decided event (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -96,18 +96,18 @@ func TestLinkerMetadataPolicies(t *testing.T) {
 		name:    "empty secondary never blanks the primary",
 		policy:  linking.MetadataPolicy{MergeUserMetadata: true, AppMetadataKeys: []string{"plan"}},
 		primary: primary, secondary: linking.Metadata{UserMetadata: map[string]any{}, AppMetadata: nil},
-		want:    primary,
+		want: primary,
 	}, {
 		name:    "nothing changes: no update",
 		policy:  linking.MetadataPolicy{MergeUserMetadata: true},
 		primary: primary, secondary: linking.Metadata{UserMetadata: map[string]any{"theme": "dark"}},
-		want:    primary,
+		want: primary,
 	}, {
 		name:    "primary without metadata",
 		policy:  linking.MetadataPolicy{MergeUserMetadata: true},
 		primary: linking.Metadata{}, secondary: secondary,
-		want:    linking.Metadata{UserMetadata: secondary.UserMetadata},
-		keys:    []string{"user_metadata.nick", "user_metadata.prefs", "user_metadata.theme"},
+		want: linking.Metadata{UserMetadata: secondary.UserMetadata},
+		keys: []string{"user_metadata.nick", "user_metadata.prefs", "user_metadata.theme"},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -324,3 +324,43 @@ func TestLinkerAuditEvents(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkLinkerSideEffects reports the store calls of a linking login with
+// each side effect on.
+func BenchmarkLinkerSideEffects(b *testing.B) {
+	ctx := context.Background()
+	secondary := otp
+	secondary.UserMetadata = map[string]any{"nick": "jj"}
+	merge := linking.MetadataPolicy{MergeUserMetadata: true}
+	options := []struct {
+		name     string
+		metadata linking.MetadataPolicy
+		revoke   bool
+		login    linking.User
+	}{
+		{"none", linking.MetadataPolicy{}, false, secondary},
+		{"merge-changes", merge, false, secondary},
+		{"merge-no-change", merge, false, otp},
+		{"revoke-sessions", linking.MetadataPolicy{}, true, secondary},
+	}
+	for _, o := range options {
+		b.Run(o.name, func(b *testing.B) {
+			calls := 0
+			for b.Loop() {
+				b.StopTimer()
+				tenant := linkingtest.NewTenant(existing, o.login)
+				l := &linking.Linker{Store: tenant, Metadata: o.metadata, RevokeSessions: o.revoke}
+				b.StartTimer()
+				if _, err := l.Link(ctx, loginAs(o.login)); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				for _, n := range tenant.Calls() {
+					calls += n
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(calls)/float64(b.N), "store-calls/login")
+		})
+	}
+}

@@ -1,0 +1,27 @@
+package mgmt_test
+
+import (
+	"testing"
+
+	"github.com/idlink/linking"
+	"github.com/idlink/linking/linkingtest"
+	"github.com/idlink/linking/mgmt/mgmttest"
+)
+
+// newServer starts an emulator over a fresh tenant holding users, closed
+// when the test ends.
+func newServer(t testing.TB, users []linking.User, opts ...mgmttest.Option) *mgmttest.Server {
+	t.Helper()
+	srv := mgmttest.NewServer(linkingtest.NewTenant(users...), opts...)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestConformance runs the UserStore conformance suite against mgmt.Store,
+// through the real go-auth0 SDK, over HTTP, against the emulator: the same
+// suite the in-memory tenant passes.
+func TestConformance(t *testing.T) {
+	linkingtest.TestStore(t, func(t *testing.T, users []linking.User) linking.UserStore {
+		return newServer(t, users).Store(t)
+	})
+}

@@ -93,7 +93,8 @@ func WithManagementOptions(opts ...management.Option) Option {
 // for the client it builds.
 //
 // The application needs the scopes read:users and update:users, and
-// read:connections when Store.ResolveConnectionIDs is set.
+// read:connections when Store.ResolveConnectionIDs is set (see the package
+// documentation for the others).
 func New(ctx context.Context, domain, clientID, clientSecret string, opts ...Option) (*Store, error) {
 	m, err := NewManagement(ctx, domain, clientID, clientSecret, opts...)
 	if err != nil {

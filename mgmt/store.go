@@ -3,8 +3,9 @@
 // that imports go-auth0.
 //
 // A Store makes one API call per UserStore call: users-by-email for
-// UsersByEmail, a user read for User, a link for Link. Errors carry the
-// linking sentinels, and the HTTP status in an *APIError:
+// UsersByEmail, a user read for User, a link for Link. It also implements
+// linking.MetadataWriter and linking.SessionRevoker, and can unlink. Errors
+// carry the linking sentinels, and the HTTP status in an *APIError:
 //
 //	status                 sentinel
 //	404                    linking.ErrNotFound
@@ -19,8 +20,9 @@
 //
 // Build a Store with New, which sets up the client credentials, timeouts and
 // retries, or with NewStore over a client of your own. The machine-to-machine
-// application needs the scopes read:users and update:users (and
-// read:connections with Store.ResolveConnectionIDs).
+// application needs the scopes read:users and update:users; add
+// read:connections with Store.ResolveConnectionIDs, and delete:refresh_tokens
+// and delete:sessions for RevokeSessions.
 //
 // The package mgmttest has an emulator of the Management API, backed by the
 // in-memory tenant of linkingtest, to run a Store against in tests.
@@ -30,6 +32,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"reflect"
 	"strings"
@@ -59,7 +62,11 @@ type Store struct {
 	dbConns map[string]string // database connection name → id; nil until listed
 }
 
-var _ linking.UserStore = (*Store)(nil)
+var (
+	_ linking.UserStore      = (*Store)(nil)
+	_ linking.MetadataWriter = (*Store)(nil)
+	_ linking.SessionRevoker = (*Store)(nil)
+)
 
 // NewStore returns a Store over m, a client the caller has configured. New
 // builds one with safe defaults; with a client of your own, give it an
@@ -147,6 +154,80 @@ func (s *Store) Link(ctx context.Context, primaryID string, secondary linking.Id
 		apiErr.Err = linking.ErrNotFound
 	}
 	return err
+}
+
+// Unlink removes the identity provider/userID from the user primaryID
+// (DELETE /api/v2/users/{primaryID}/identities/{provider}/{userID}) and
+// returns the identities the primary still holds. Auth0 recreates the
+// identity as a standalone user, without the metadata it had before the
+// link. A missing primary wraps linking.ErrNotFound; Auth0 answers 400, with
+// no sentinel, for the primary's own identity or one it does not hold.
+func (s *Store) Unlink(ctx context.Context, primaryID, provider, userID string) ([]linking.Identity, error) {
+	op := fmt.Sprintf("unlink %s|%s from %q", provider, userID, primaryID)
+	if primaryID == "" {
+		return nil, fmt.Errorf("mgmt: %s: %w", op, linking.ErrNotFound)
+	}
+	var left []management.UserIdentity
+	err := s.call(ctx, op, false, func(ctx context.Context) (err error) {
+		left, err = s.m.User.Unlink(ctx, primaryID, provider, userID)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]linking.Identity, 0, len(left))
+	for i := range left {
+		ids = append(ids, toIdentity(&left[i]))
+	}
+	return ids, nil
+}
+
+// UpdateMetadata sets the given top-level keys of the user's user_metadata
+// and app_metadata (PATCH /api/v2/users/{id}): Auth0 keeps the other keys,
+// removes a key set to nil and replaces a nested object whole. A nil or empty
+// map leaves that metadata alone; when both are, no call is made. A missing
+// user wraps linking.ErrNotFound.
+func (s *Store) UpdateMetadata(ctx context.Context, userID string, m linking.Metadata) error {
+	op := fmt.Sprintf("update metadata of %q", userID)
+	if userID == "" {
+		return fmt.Errorf("mgmt: %s: %w", op, linking.ErrNotFound)
+	}
+	// go-auth0 decodes the answer into the request's maps: give it copies.
+	update := &management.User{}
+	if len(m.UserMetadata) > 0 {
+		um := maps.Clone(m.UserMetadata)
+		update.UserMetadata = &um
+	}
+	if len(m.AppMetadata) > 0 {
+		am := maps.Clone(m.AppMetadata)
+		update.AppMetadata = &am
+	}
+	if update.UserMetadata == nil && update.AppMetadata == nil {
+		return nil
+	}
+	return s.call(ctx, op, false, func(ctx context.Context) error {
+		return s.m.User.Update(ctx, userID, update)
+	})
+}
+
+// RevokeSessions revokes every refresh token of the user, then ends every
+// session (DELETE /api/v2/users/{id}/refresh-tokens, then
+// DELETE /api/v2/users/{id}/sessions): two calls, with the scopes
+// delete:refresh_tokens and delete:sessions; Auth0 offers these endpoints on
+// Enterprise plans. A missing user wraps linking.ErrNotFound.
+func (s *Store) RevokeSessions(ctx context.Context, userID string) error {
+	if userID == "" {
+		return fmt.Errorf("mgmt: revoke sessions of %q: %w", userID, linking.ErrNotFound)
+	}
+	err := s.call(ctx, fmt.Sprintf("revoke refresh tokens of %q", userID), false, func(ctx context.Context) error {
+		return s.m.User.DeleteRefreshTokens(ctx, userID)
+	})
+	if err != nil {
+		return err
+	}
+	return s.call(ctx, fmt.Sprintf("end sessions of %q", userID), false, func(ctx context.Context) error {
+		return s.m.User.DeleteUserSessions(ctx, userID)
+	})
 }
 
 // secondaryMissing reports whether the user whose main identity is secondary
@@ -254,19 +335,22 @@ func toUser(u *management.User) linking.User {
 		lu.UserMetadata = *u.UserMetadata
 	}
 	for _, id := range u.Identities {
-		if id == nil {
-			continue
+		if id != nil {
+			lu.Identities = append(lu.Identities, toIdentity(id))
 		}
-		li := linking.Identity{
-			Provider:   id.GetProvider(),
-			UserID:     id.GetUserID(),
-			Connection: id.GetConnection(),
-			IsSocial:   id.GetIsSocial(),
-		}
-		if id.ProfileData != nil {
-			li.ProfileData = *id.ProfileData
-		}
-		lu.Identities = append(lu.Identities, li)
 	}
 	return lu
+}
+
+func toIdentity(id *management.UserIdentity) linking.Identity {
+	li := linking.Identity{
+		Provider:   id.GetProvider(),
+		UserID:     id.GetUserID(),
+		Connection: id.GetConnection(),
+		IsSocial:   id.GetIsSocial(),
+	}
+	if id.ProfileData != nil {
+		li.ProfileData = *id.ProfileData
+	}
+	return li
 }

@@ -15,6 +15,8 @@
 //	POST   /api/v2/users/{id}/identities                  link
 //	DELETE /api/v2/users/{id}/identities/{provider}/{user_id}  unlink
 //	GET    /api/v2/connections?name=&strategy=
+//	DELETE /api/v2/users/{id}/refresh-tokens
+//	DELETE /api/v2/users/{id}/sessions
 //
 // Every /api/v2 request needs a bearer token from /oauth/token whose scopes
 // cover the route. The Emulator can limit the request rate with a token
@@ -60,6 +62,10 @@ const (
 	RouteLink         Route = "POST /api/v2/users/{id}/identities"
 	RouteUnlink       Route = "DELETE /api/v2/users/{id}/identities/{provider}/{user_id}"
 	RouteConnections  Route = "GET /api/v2/connections"
+	// RouteRevokeRefreshTokens and RouteRevokeSessions both end the
+	// tenant's sessions of the user (linkingtest.Tenant.RevokeSessions).
+	RouteRevokeRefreshTokens Route = "DELETE /api/v2/users/{id}/refresh-tokens"
+	RouteRevokeSessions      Route = "DELETE /api/v2/users/{id}/sessions"
 	// RouteOther is every other /api/v2 request; it answers 404.
 	RouteOther Route = "/api/v2/"
 )
@@ -71,7 +77,10 @@ const (
 )
 
 // DefaultScopes are the scopes the Emulator grants its tokens.
-var DefaultScopes = []string{"read:users", "update:users", "create:users", "delete:users", "read:connections"}
+var DefaultScopes = []string{
+	"read:users", "update:users", "create:users", "delete:users", "read:connections",
+	"delete:refresh_tokens", "delete:sessions",
+}
 
 // TokenLifetime is the lifetime of the Emulator's access tokens (expires_in),
 // Auth0's default for Management API tokens.
@@ -175,6 +184,8 @@ func NewEmulator(tenant *linkingtest.Tenant, opts ...Option) *Emulator {
 	e.handleAPI(RouteLink, "update:users", e.link)
 	e.handleAPI(RouteUnlink, "update:users", e.unlink)
 	e.handleAPI(RouteConnections, "read:connections", e.connections)
+	e.handleAPI(RouteRevokeRefreshTokens, "delete:refresh_tokens", e.revokeSessions)
+	e.handleAPI(RouteRevokeSessions, "delete:sessions", e.revokeSessions)
 	e.handleAPI(RouteOther, "", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "Not Found", "")
 	})

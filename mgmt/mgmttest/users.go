@@ -478,3 +478,13 @@ func (e *Emulator) connections(w http.ResponseWriter, r *http.Request) {
 		"start": start, "limit": p.perPage, "length": len(list), "total": len(all), "connections": list,
 	})
 }
+
+// revokeSessions answers DELETE /api/v2/users/{id}/refresh-tokens and
+// /sessions: 202, as Auth0 accepts the deletion to carry it out later.
+func (e *Emulator) revokeSessions(w http.ResponseWriter, r *http.Request) {
+	if err := e.Tenant.RevokeSessions(r.Context(), r.PathValue("id")); err != nil {
+		writeTenantError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}

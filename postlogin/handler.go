@@ -198,6 +198,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		level = slog.LevelError
 		attrs = append(attrs, slog.String("error", err.Error()))
 	}
+	if result.SideEffectErr != nil {
+		// The link stands; what failed after it is for the operator.
+		level = max(level, slog.LevelWarn)
+		attrs = append(attrs, slog.String("side_effect_error", result.SideEffectErr.Error()))
+	}
 	h.logger.LogAttrs(r.Context(), level, "postlogin: answered", attrs...)
 	writeJSON(w, http.StatusOK, resp)
 }

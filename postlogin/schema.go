@@ -41,9 +41,13 @@ type User struct {
 	EmailVerified bool `json:"email_verified"`
 	// Identities are the user's identities, as in event.user.identities.
 	Identities []Identity `json:"identities"`
-	// AppMetadata is whatever part of event.user.app_metadata the Action
-	// chooses to pass; the Action in this package passes none.
-	AppMetadata map[string]any `json:"app_metadata"`
+	// AppMetadata and UserMetadata are whatever parts of
+	// event.user.app_metadata and event.user.user_metadata the Action
+	// chooses to pass, for a Linker whose MetadataPolicy moves the
+	// secondary's metadata into the primary. Optional; the Action in this
+	// package passes neither, which keeps requests small.
+	AppMetadata  map[string]any `json:"app_metadata,omitempty"`
+	UserMetadata map[string]any `json:"user_metadata,omitempty"`
 }
 
 // Identity is one of the user's identities (event.user.identities[i]).
@@ -85,6 +89,7 @@ func (r Request) Login() (linking.Login, error) {
 		Email:         r.User.Email,
 		EmailVerified: r.User.EmailVerified,
 		AppMetadata:   r.User.AppMetadata,
+		UserMetadata:  r.User.UserMetadata,
 	}
 	var login []linking.Identity
 	for _, id := range r.User.Identities {

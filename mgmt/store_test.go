@@ -5,17 +5,7 @@ import (
 
 	"github.com/idlink/linking"
 	"github.com/idlink/linking/linkingtest"
-	"github.com/idlink/linking/mgmt/mgmttest"
 )
-
-// newServer starts an emulator over a fresh tenant holding users, closed
-// when the test ends.
-func newServer(t testing.TB, users []linking.User, opts ...mgmttest.Option) *mgmttest.Server {
-	t.Helper()
-	srv := mgmttest.NewServer(linkingtest.NewTenant(users...), opts...)
-	t.Cleanup(srv.Close)
-	return srv
-}
 
 // TestConformance runs the UserStore conformance suite against mgmt.Store,
 // through the real go-auth0 SDK, over HTTP, against the emulator: the same

@@ -1,0 +1,443 @@
+package backfill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/idlink/linking"
+)
+
+// Store is what Apply and Undo need of a tenant: read a user, link,
+// unlink, and write metadata. The mgmt package's Store and linkingtest's
+// Tenant implement it.
+//
+// Errors are classified with the linking sentinels, as for
+// linking.UserStore: errors wrapping linking.ErrUnavailable (and
+// linking.ErrRateLimited) are tried again later; linking.ErrNotFound and
+// linking.ErrConflict are refusals of one link or unlink; any other error
+// stops the run.
+type Store interface {
+	linking.UserStore
+	linking.MetadataWriter
+
+	// Unlink removes the identity provider/userID from the user
+	// primaryID, which makes it a standalone user again without its old
+	// metadata, and returns the identities primaryID still holds (Auth0's
+	// DELETE /api/v2/users/{primaryID}/identities/{provider}/{userID}).
+	Unlink(ctx context.Context, primaryID, provider, userID string) ([]linking.Identity, error)
+}
+
+// ErrIncomplete is wrapped by the error of a run that stopped before the
+// end: interrupted (its ctx done) or the tenant unavailable for
+// MaxAttempts attempts. The journal is consistent: run again with the same
+// plan and journal to resume.
+var ErrIncomplete = errors.New("backfill: incomplete; run again to resume")
+
+// Defaults of an Applier.
+const (
+	DefaultRate        = 2.0 // requests per second: Auth0's free plan
+	DefaultMaxAttempts = 6
+	DefaultCallTimeout = 30 * time.Second
+)
+
+// Applier applies a plan to a tenant, and undoes it, at a rate limit, with a
+// journal that makes a run resumable.
+//
+// An Applier must not be used by two runs at a time, nor two Appliers on one
+// journal. Set its fields before the first run.
+type Applier struct {
+	// Store is the tenant. Required, unless DryRun is set.
+	Store Store
+	// Tenant names the tenant, e.g. its domain. Required: the journal
+	// records it, and a journal of another tenant is refused.
+	Tenant string
+	// Policy is the linking rule's configuration; use the one the plan was
+	// made with. Every plan line is checked with it before any call.
+	Policy linking.Policy
+
+	// Rate is the number of Management API calls per second, and Burst how
+	// many may go at once after a pause. Zero means DefaultRate and 1. Set
+	// them at or below the tenant's limit so that no call is refused with
+	// 429.
+	Rate  float64
+	Burst int
+	// MaxAttempts bounds the attempts of one call when the tenant is
+	// unavailable or rate limited; then the run stops with ErrIncomplete.
+	// Zero means DefaultMaxAttempts.
+	MaxAttempts int
+	// Backoff says how long to wait before trying again; nil means
+	// DefaultBackoff.
+	Backoff Backoff
+	// CallTimeout bounds one call. A call in flight when the run's ctx is
+	// done still runs to its end, within CallTimeout, and is journaled.
+	// Zero means DefaultCallTimeout.
+	CallTimeout time.Duration
+
+	// DryRun makes Apply and Undo check the plan and the journal and count
+	// what they would do, without any call and without writing the
+	// journal.
+	DryRun bool
+
+	// Progress, when set, is called after each link or unlink, on the
+	// run's goroutine.
+	Progress func(Progress)
+	// Logger receives a record per link or unlink that fails or needs a
+	// read-back; nil logs nothing.
+	Logger *slog.Logger
+
+	once   sync.Once
+	bucket *bucket
+}
+
+// Progress is how far a run is.
+type Progress struct {
+	// Done counts the links (or unlinks) complete, this run or before;
+	// Total is how many the plan (or journal) holds.
+	Done, Total int
+	// DoneThisRun counts those completed by this run, in Elapsed.
+	DoneThisRun int
+	Elapsed     time.Duration
+}
+
+// Report is what a run did.
+type Report struct {
+	// Total is the number of links in the plan (for Undo: of links done in
+	// the journal).
+	Total int
+	// Done counts the links (unlinks) this run completed, Confirmed those
+	// of them known by reading the primary back after a failed or
+	// interrupted call, and AlreadyDone those the journal had as complete.
+	Done, Confirmed, AlreadyDone int
+	// Failed are the links (unlinks) the tenant refused and that are not in
+	// place. A later run tries them again.
+	Failed []Failure
+	// Remaining counts the links (unlinks) left to do when the run stopped;
+	// in a dry run, those it would make.
+	Remaining int
+	// Calls counts the Management API calls made, and RateLimited those
+	// answered 429 (after the store's own retries).
+	Calls, RateLimited int
+	// Elapsed is the time the run took.
+	Elapsed time.Duration
+}
+
+// Failure is a link or unlink the tenant refused.
+type Failure struct {
+	Line        int    `json:"line"` // the plan line
+	PrimaryID   string `json:"primary_id"`
+	SecondaryID string `json:"secondary_id"`
+	Err         string `json:"error"`
+}
+
+func (a *Applier) init() {
+	a.once.Do(func() {
+		rate := a.Rate
+		if rate <= 0 {
+			rate = DefaultRate
+		}
+		a.bucket = newBucket(rate, a.Burst)
+	})
+}
+
+// Apply links every secondary of the plan into its primary, in the plan's
+// order, and records each step in the journal at journalPath (created when
+// it does not exist).
+//
+// Before any call, Apply checks every line of the plan with Plan.Check and
+// the journal against the tenant and the plan: an unsafe line, or a journal
+// of another tenant or plan, is refused (an error wrapping *LineError, and
+// ErrUnsafePlan or ErrWrongJournal) and nothing is written.
+//
+// Each link costs one call when nothing fails. Before it, the journal gets
+// an intent entry holding the secondary user as the plan has it, metadata
+// included, since Auth0 discards the secondary's metadata; after it, a done
+// or failed entry. A link whose call fails is confirmed by reading the
+// primary back: the identity there means done. A rerun skips what is done
+// and confirms an intent without outcome by reading back before anything
+// else, so that no link is sent twice and none is lost.
+//
+// When ctx is done, the call in flight runs to its end and is journaled, and
+// Apply returns an error wrapping ErrIncomplete; so it does when the tenant
+// stays unavailable. Links the tenant refuses (ErrNotFound, ErrConflict, not
+// in place on read-back) are listed in Report.Failed and the run goes on.
+// Other store errors stop the run.
+func (a *Applier) Apply(ctx context.Context, plan *Plan, journalPath string) (Report, error) {
+	start := time.Now()
+	rep := Report{Total: plan.Links()}
+	if err := a.check(); err != nil {
+		return rep, err
+	}
+	if err := plan.Check(a.Policy); err != nil {
+		return rep, err
+	}
+	j, err := openJournal(journalPath, a.Tenant, plan.Digest, !a.DryRun)
+	if err != nil {
+		return rep, err
+	}
+	defer j.close()
+	recs, _ := j.records()
+	for id, r := range recs {
+		if r.state != kindIntent && r.state != kindDone && r.state != kindFailed {
+			return rep, &LineError{Input: "journal", Line: r.number,
+				Err: fmt.Errorf("%w: the link of %q was undone; apply the plan with a new journal", ErrWrongJournal, id)}
+		}
+	}
+
+	for i, line := range plan.Lines {
+		for _, s := range line.Secondaries {
+			r := recs[s.ID]
+			if r != nil && r.state == kindDone {
+				rep.AlreadyDone++
+				continue
+			}
+			if a.DryRun {
+				rep.Remaining++
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return a.stopped(&rep, start, fmt.Errorf("%w: %w", ErrIncomplete, context.Cause(ctx)))
+			}
+			err := a.link(ctx, j, &rep, plan.Numbers[i], line.Primary.ID, s, r != nil && r.state == kindIntent)
+			if err != nil {
+				return a.stopped(&rep, start, err)
+			}
+			a.progress(&rep, start)
+		}
+	}
+	rep.Elapsed = time.Since(start)
+	return rep, nil
+}
+
+// stopped returns rep, with Remaining set, and err.
+func (a *Applier) stopped(rep *Report, start time.Time, err error) (Report, error) {
+	rep.Remaining = rep.Total - rep.Done - rep.AlreadyDone - len(rep.Failed)
+	rep.Elapsed = time.Since(start)
+	return *rep, err
+}
+
+func (a *Applier) check() error {
+	if a.Tenant == "" {
+		return errors.New("backfill: Applier has no Tenant")
+	}
+	if a.Store == nil && !a.DryRun {
+		return errors.New("backfill: Applier has no Store")
+	}
+	a.init()
+	return nil
+}
+
+func (a *Applier) progress(rep *Report, start time.Time) {
+	if a.Progress != nil {
+		a.Progress(Progress{
+			Done:        rep.Done + rep.AlreadyDone + len(rep.Failed),
+			Total:       rep.Total,
+			DoneThisRun: rep.Done + len(rep.Failed),
+			Elapsed:     time.Since(start),
+		})
+	}
+}
+
+// link links the secondary s into primaryID and journals it. resume means
+// the journal holds an intent for it without outcome.
+func (a *Applier) link(ctx context.Context, j *journal, rep *Report, line int, primaryID string, s linking.User, resume bool) error {
+	id, _ := mainIdentity(s)
+	e := entry{Line: line, Primary: primaryID, SecondaryID: s.ID}
+	intent := func() error {
+		w, err := toWire(s)
+		if err != nil {
+			return err
+		}
+		ie := e
+		ie.Kind, ie.Secondary = kindIntent, &w
+		return j.append(ie)
+	}
+	if resume {
+		intent = nil
+	}
+	op := func(ctx context.Context) error { return a.Store.Link(ctx, primaryID, id) }
+	confirm := func(ctx context.Context) (bool, error) {
+		p, err := a.Store.User(ctx, primaryID)
+		return err == nil && p.Holds(id), err
+	}
+	by, refused, err := a.do(ctx, rep, resume, intent, op, confirm)
+	if err != nil {
+		return fmt.Errorf("backfill: link %s into %q (plan line %d): %w", s.ID, primaryID, line, err)
+	}
+	return a.outcome(j, rep, e, by, refused, kindDone, kindFailed)
+}
+
+// outcome journals the outcome of a link or unlink and counts it.
+func (a *Applier) outcome(j *journal, rep *Report, e entry, by string, refused error, done, failed string) error {
+	if refused != nil {
+		e.Kind, e.Error = failed, refused.Error()
+		rep.Failed = append(rep.Failed, Failure{Line: e.Line, PrimaryID: e.Primary, SecondaryID: e.SecondaryID, Err: e.Error})
+		a.log(slog.LevelError, e, refused)
+		return j.append(e)
+	}
+	e.Kind, e.By = done, by
+	rep.Done++
+	if by == byReadBack {
+		rep.Confirmed++
+		a.log(slog.LevelInfo, e, nil)
+	}
+	return j.append(e)
+}
+
+func (a *Applier) log(level slog.Level, e entry, err error) {
+	if a.Logger == nil {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("outcome", e.Kind),
+		slog.Int("line", e.Line),
+		slog.String("primary", e.Primary),
+		slog.String("secondary", e.SecondaryID),
+	}
+	if e.By != "" {
+		attrs = append(attrs, slog.String("by", e.By))
+	}
+	if err != nil {
+		attrs = append(attrs, slog.String("error", err.Error()))
+	}
+	a.Logger.LogAttrs(context.Background(), level, "backfill", attrs...)
+}
+
+// How an outcome was learned.
+const (
+	byResponse = "response"
+	byReadBack = "read_back"
+)
+
+// do makes the call op until it succeeds, each call at the rate limit.
+// begin, when set, runs once after the first token is taken and before the
+// first call (it writes the intent). When op fails, confirm (a read; nil when
+// op may simply be repeated) tells whether op's effect is in place anyway.
+// checkFirst runs confirm before the first op.
+//
+// It returns how the effect was learned (byResponse or byReadBack); or
+// refused, the refusal of op when its effect is confirmed not in place; or
+// err when the run must stop: ErrIncomplete when ctx is done or the tenant
+// stayed unavailable, or an unexpected store error.
+func (a *Applier) do(ctx context.Context, rep *Report, checkFirst bool, begin func() error,
+	op func(context.Context) error, confirm func(context.Context) (bool, error)) (by string, refused, err error) {
+	check := checkFirst && confirm != nil
+	var last error
+	for attempt := 1; ; attempt++ {
+		if attempt > 1 {
+			if attempt > a.maxAttempts() {
+				return "", nil, fmt.Errorf("%w: %d attempts: %w", ErrIncomplete, attempt-1, last)
+			}
+			backoff := a.Backoff
+			if backoff == nil {
+				backoff = DefaultBackoff
+			}
+			if err := sleep(ctx, backoff(attempt, resetOf(last))); err != nil {
+				return "", nil, fmt.Errorf("%w: %w (after: %w)", ErrIncomplete, err, last)
+			}
+		}
+		if check {
+			ok, err := a.confirmed(ctx, rep, confirm)
+			switch {
+			case err == nil && ok:
+				return byReadBack, nil, nil
+			case err == nil:
+			case refusal(err):
+				return "", err, nil
+			case transient(err):
+				last = err
+				continue
+			default:
+				return "", nil, err
+			}
+		}
+		err := a.call(ctx, rep, begin, op)
+		begin = nil
+		if err == nil {
+			return byResponse, nil, nil
+		}
+		last = err
+		switch {
+		case transient(err):
+			check = confirm != nil
+			continue
+		case !refusal(err):
+			return "", nil, err
+		case confirm == nil:
+			return "", err, nil
+		}
+		// Refused: the effect may be in place (a call committed whose
+		// answer was lost, then repeated by the store's retries).
+		ok, cerr := a.confirmed(ctx, rep, confirm)
+		switch {
+		case cerr == nil && ok:
+			return byReadBack, nil, nil
+		case cerr == nil:
+			return "", err, nil
+		case transient(cerr):
+			last, check = cerr, true
+		default:
+			return "", nil, cerr
+		}
+	}
+}
+
+// confirmed makes the call confirm.
+func (a *Applier) confirmed(ctx context.Context, rep *Report, confirm func(context.Context) (bool, error)) (bool, error) {
+	var ok bool
+	err := a.call(ctx, rep, nil, func(ctx context.Context) (err error) {
+		ok, err = confirm(ctx)
+		return err
+	})
+	return ok, err
+}
+
+// call takes a token of the rate limit, runs begin when set, then fn with a
+// context that ctx being done does not cancel, bounded by CallTimeout, so
+// that a call once sent completes and its outcome can be journaled. A 429
+// answer that says when the limit resets pauses every call until then.
+func (a *Applier) call(ctx context.Context, rep *Report, begin func() error, fn func(context.Context) error) error {
+	if err := a.bucket.wait(ctx); err != nil {
+		return fmt.Errorf("%w: %w", ErrIncomplete, err)
+	}
+	if begin != nil {
+		if err := begin(); err != nil {
+			return err
+		}
+	}
+	timeout := a.CallTimeout
+	if timeout <= 0 {
+		timeout = DefaultCallTimeout
+	}
+	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	rep.Calls++
+	err := fn(callCtx)
+	if errors.Is(err, linking.ErrRateLimited) {
+		rep.RateLimited++
+		if t := resetOf(err); !t.IsZero() {
+			a.bucket.pause(t)
+		}
+	}
+	return err
+}
+
+func (a *Applier) maxAttempts() int {
+	if a.MaxAttempts > 0 {
+		return a.MaxAttempts
+	}
+	return DefaultMaxAttempts
+}
+
+// transient reports whether err may go away by trying again later.
+func transient(err error) bool {
+	return errors.Is(err, linking.ErrUnavailable) && !errors.Is(err, ErrIncomplete)
+}
+
+// refusal reports whether err is the tenant refusing one link or unlink.
+func refusal(err error) bool {
+	return errors.Is(err, linking.ErrNotFound) || errors.Is(err, linking.ErrConflict)
+}

@@ -1,0 +1,389 @@
+package mgmt_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/auth0/go-auth0/management"
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/idlink/linking"
+	"github.com/idlink/linking/linkingtest"
+	"github.com/idlink/linking/mgmt"
+	"github.com/idlink/linking/mgmt/mgmttest"
+)
+
+// The seed scenario: a verified database user, and the passwordless user
+// Auth0 creates on the same person's first passwordless login.
+var (
+	dbJane = linking.User{
+		ID:            "auth0|64b7f0c2a1e3d4c5b6a79801",
+		Email:         "jane@example.com",
+		EmailVerified: true,
+		Identities: []linking.Identity{
+			{Provider: "auth0", UserID: "64b7f0c2a1e3d4c5b6a79801", Connection: "Username-Password-Authentication"},
+		},
+		CreatedAt:   time.Date(2024, 3, 1, 9, 30, 0, 0, time.UTC),
+		AppMetadata: map[string]any{"plan": "pro"},
+	}
+	emailJane = linking.User{
+		ID:            "email|6650a1b2c3d4e5f6a7b8c9d0",
+		Email:         "jane@example.com",
+		EmailVerified: true,
+		Identities: []linking.Identity{
+			{Provider: "email", UserID: "6650a1b2c3d4e5f6a7b8c9d0", Connection: "email"},
+		},
+		CreatedAt: time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC),
+	}
+)
+
+func loginOf(u linking.User) linking.Login {
+	return linking.Login{User: u, Identity: u.Identities[0]}
+}
+
+// identityCopies counts the identities of u that are id.
+func identityCopies(u linking.User, id linking.Identity) int {
+	n := 0
+	for _, i := range u.Identities {
+		if i.Is(id) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestLinkerSeedScenario: the first passwordless login links into the
+// database user, with one lookup and one link.
+func TestLinkerSeedScenario(t *testing.T) {
+	srv := newServer(t, []linking.User{dbJane, emailJane})
+	l := &linking.Linker{Store: srv.Store(t)}
+
+	r, err := l.Link(context.Background(), loginOf(emailJane))
+	if err != nil {
+		t.Fatalf("Link: %v", err)
+	}
+	if r.Action != linking.ActionLink || r.PrimaryUserID != dbJane.ID {
+		t.Errorf("Link: got %v into %q, want link into %q", r.Action, r.PrimaryUserID, dbJane.ID)
+	}
+	if got := srv.APIRequests(); got != 2 {
+		t.Errorf("API requests: got %d, want 2 (lookup, link)", got)
+	}
+	primary, err := srv.Tenant.User(context.Background(), dbJane.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := identityCopies(primary, emailJane.Identities[0]); n != 1 {
+		t.Errorf("copies of the passwordless identity on the primary: got %d, want 1", n)
+	}
+}
+
+// TestLinkerR1RateLimited: the emulator answers 429 to every link; after the
+// SDK's retry, the Linker returns an error wrapping ErrRateLimited, and the
+// tenant holds no partial link.
+func TestLinkerR1RateLimited(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, []linking.User{dbJane, emailJane})
+	srv.FailNext(mgmttest.RouteLink, 10, 429)
+	before := srv.Tenant.Users()
+	oneRetry := mgmt.WithRetryStrategy(management.RetryStrategy{MaxRetries: 1, Statuses: []int{429}})
+	l := &linking.Linker{Store: srv.Store(t, oneRetry)}
+
+	r, err := l.Link(context.Background(), loginOf(emailJane))
+	if !errors.Is(err, linking.ErrRateLimited) || !errors.Is(err, linking.ErrUnavailable) {
+		t.Errorf("Link: got error %v, want one wrapping ErrRateLimited and ErrUnavailable", err)
+	}
+	if r.Action != linking.ActionDeny || r.Reason != linking.ReasonStoreError {
+		t.Errorf("Link: got %v (%s), want deny (%s)", r.Action, r.Reason, linking.ReasonStoreError)
+	}
+	if got := srv.Requests(mgmttest.RouteLink); got != 2 {
+		t.Errorf("link requests: got %d, want 2 (one retry)", got)
+	}
+	if diff := cmp.Diff(before, srv.Tenant.Users()); diff != "" {
+		t.Errorf("tenant changed (-before +after):\n%s", diff)
+	}
+}
+
+// TestLinkerR1RateLimitRecovers: the token bucket is empty when the link
+// comes; the SDK waits for X-RateLimit-Reset and the retry links.
+func TestLinkerR1RateLimitRecovers(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, []linking.User{dbJane, emailJane}, mgmttest.WithRateLimit(1, 1))
+	oneRetry := mgmt.WithRetryStrategy(management.RetryStrategy{MaxRetries: 1, Statuses: []int{429}})
+	l := &linking.Linker{Store: srv.Store(t, oneRetry)}
+
+	r, err := l.Link(context.Background(), loginOf(emailJane))
+	if err != nil {
+		t.Fatalf("Link: %v", err)
+	}
+	if r.Action != linking.ActionLink || r.PrimaryUserID != dbJane.ID {
+		t.Errorf("Link: got %v into %q, want link into %q", r.Action, r.PrimaryUserID, dbJane.ID)
+	}
+	if got := srv.Requests(mgmttest.RouteLink); got != 2 {
+		t.Errorf("link requests: got %d, want 2 (429, then 201)", got)
+	}
+}
+
+// TestLinkerR2LostResponse: the emulator commits the link and drops the
+// connection; the SDK sends the link again, the emulator refuses it, and the
+// Linker reads the primary back and reports the link.
+func TestLinkerR2LostResponse(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, []linking.User{dbJane, emailJane})
+	srv.CommitThenDrop(mgmttest.RouteLink, 1)
+	l := &linking.Linker{Store: srv.Store(t)} // DefaultRetryStrategy
+
+	r, err := l.Link(context.Background(), loginOf(emailJane))
+	if err != nil {
+		t.Fatalf("Link: %v", err)
+	}
+	if r.Action != linking.ActionLink || r.PrimaryUserID != dbJane.ID || r.Reason != linking.ReasonAlreadyLinked {
+		t.Errorf("Link: got %v into %q (%s), want link into %q (%s)",
+			r.Action, r.PrimaryUserID, r.Reason, dbJane.ID, linking.ReasonAlreadyLinked)
+	}
+	if got := srv.Requests(mgmttest.RouteLink); got != 2 {
+		t.Errorf("link requests: got %d, want 2 (committed and dropped, then refused)", got)
+	}
+	if got := srv.Requests(mgmttest.RouteUser); got != 1 {
+		t.Errorf("reads: got %d, want 1 (the read-back)", got)
+	}
+	primary, err := srv.Tenant.User(context.Background(), dbJane.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := identityCopies(primary, emailJane.Identities[0]); n != 1 {
+		t.Errorf("copies of the passwordless identity on the primary: got %d, want 1", n)
+	}
+}
+
+// pair returns the i-th database user and passwordless user sharing an
+// email.
+func pair(i int) (db, pwless linking.User) {
+	email := fmt.Sprintf("user%d@example.com", i)
+	db = linking.User{
+		ID: fmt.Sprintf("auth0|db%06d", i), Email: email, EmailVerified: true,
+		Identities: []linking.Identity{{Provider: "auth0", UserID: fmt.Sprintf("db%06d", i), Connection: "Username-Password-Authentication"}},
+	}
+	pwless = linking.User{
+		ID: fmt.Sprintf("email|pw%06d", i), Email: email, EmailVerified: true,
+		Identities: []linking.Identity{{Provider: "email", UserID: fmt.Sprintf("pw%06d", i), Connection: "email"}},
+	}
+	return db, pwless
+}
+
+// TestLinkerR5OneTokenRequest: 100 logins, concurrent, through one Store
+// built by mgmt.New with client credentials over TLS, cost one token
+// request.
+func TestLinkerR5OneTokenRequest(t *testing.T) {
+	const logins = 100
+	tenant := linkingtest.NewTenant()
+	var logs []linking.Login
+	for i := range logins {
+		db, pwless := pair(i)
+		for _, u := range []linking.User{db, pwless} {
+			if err := tenant.AddUser(context.Background(), u); err != nil {
+				t.Fatal(err)
+			}
+		}
+		logs = append(logs, loginOf(pwless))
+	}
+	srv := mgmttest.NewTLSServer(tenant)
+	t.Cleanup(srv.Close)
+	store, err := mgmt.New(context.Background(), srv.Domain(), srv.ClientID(), srv.ClientSecret(), srv.ClientOptions()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &linking.Linker{Store: store}
+
+	var g errgroup.Group
+	g.SetLimit(10)
+	for _, login := range logs {
+		g.Go(func() error {
+			r, err := l.Link(context.Background(), login)
+			if err == nil && r.Action != linking.ActionLink {
+				err = fmt.Errorf("login %s: got %v (%s), want link", login.User.ID, r.Action, r.Reason)
+			}
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.TokenRequests(); got != 1 {
+		t.Errorf("token requests: got %d, want 1", got)
+	}
+	if got := srv.APIRequests(); got != 2*logins {
+		t.Errorf("API requests: got %d, want %d", got, 2*logins)
+	}
+}
+
+// TestLinkerR6StoreDown: with the emulator closed, or answering after a
+// minute, Link returns an error wrapping ErrUnavailable within the caller's
+// deadline, and the login is denied.
+func TestLinkerR6StoreDown(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		break_ func(*mgmttest.Server)
+		// deadline reports whether the error must be the context's
+		// deadline: a hanging answer ends only with it.
+		deadline bool
+	}{
+		{"closed", (*mgmttest.Server).Close, false},
+		{"hanging", func(s *mgmttest.Server) { s.SetLatency(time.Minute) }, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := newServer(t, []linking.User{dbJane, emailJane})
+			store := srv.Store(t)
+			if _, err := store.User(context.Background(), dbJane.ID); err != nil { // fetch the token
+				t.Fatal(err)
+			}
+			tt.break_(srv)
+			l := &linking.Linker{Store: store}
+
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			r, err := l.Link(ctx, loginOf(emailJane))
+			if !errors.Is(err, linking.ErrUnavailable) {
+				t.Errorf("Link: got error %v, want one wrapping ErrUnavailable", err)
+			}
+			if tt.deadline && !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Link: got error %v, want one wrapping context.DeadlineExceeded", err)
+			}
+			if r.Action != linking.ActionDeny {
+				t.Errorf("Link: got %v, want deny", r.Action)
+			}
+		})
+	}
+}
+
+// TestLinkerCase: a database user stored as "jane@example.com" (Auth0
+// lowercases them) is found for a social login carrying "Jane@Example.com",
+// by the Linker's second, lowercased lookup: users-by-email is
+// case-sensitive.
+func TestLinkerCase(t *testing.T) {
+	social := linking.User{
+		ID: "google-oauth2|109876543210987654321", Email: "Jane@Example.com", EmailVerified: true,
+		Identities: []linking.Identity{
+			{Provider: "google-oauth2", UserID: "109876543210987654321", Connection: "google-oauth2", IsSocial: true},
+		},
+	}
+	srv := newServer(t, []linking.User{dbJane, social})
+	l := &linking.Linker{
+		Store:  srv.Store(t),
+		Policy: linking.Policy{TrustedProviders: []string{"auth0", "email", "google-oauth2"}},
+	}
+
+	r, err := l.Link(context.Background(), loginOf(social))
+	if err != nil {
+		t.Fatalf("Link: %v", err)
+	}
+	if r.Action != linking.ActionLink || r.PrimaryUserID != dbJane.ID {
+		t.Errorf("Link: got %v into %q (%s), want link into %q", r.Action, r.PrimaryUserID, r.Reason, dbJane.ID)
+	}
+	if got := srv.Requests(mgmttest.RouteUsersByEmail); got != 2 {
+		t.Errorf("lookups: got %d, want 2 (as given, lowercased)", got)
+	}
+}
+
+// legacy is a second database connection, and a user of it with Jane's
+// email.
+var (
+	legacyConnection = linkingtest.Connection{ID: "con_legacy", Name: "Legacy-Users", Strategy: "auth0"}
+	legacyJane       = linking.User{
+		ID: "auth0|legacy01", Email: "jane@example.com", EmailVerified: true,
+		Identities: []linking.Identity{{Provider: "auth0", UserID: "legacy01", Connection: "Legacy-Users"}},
+	}
+	legacyJoe = linking.User{
+		ID: "auth0|legacy02", Email: "joe@example.com", EmailVerified: true,
+		Identities: []linking.Identity{{Provider: "auth0", UserID: "legacy02", Connection: "Legacy-Users"}},
+	}
+)
+
+// TestResolveConnectionIDs: in a tenant with several database connections,
+// a database secondary needs its connection_id, which the Store looks up
+// once; other links cost no lookup.
+func TestResolveConnectionIDs(t *testing.T) {
+	newTenant := func() *linkingtest.Tenant {
+		tenant := linkingtest.NewTenant(dbJane, emailJane, legacyJane, legacyJoe)
+		tenant.AddConnection(legacyConnection)
+		return tenant
+	}
+	ctx := context.Background()
+
+	t.Run("off", func(t *testing.T) {
+		srv := mgmttest.NewServer(newTenant())
+		t.Cleanup(srv.Close)
+		err := srv.Store(t, noRetries).Link(ctx, dbJane.ID, legacyJane.Identities[0])
+		if !errors.Is(err, linking.ErrConflict) {
+			t.Errorf("Link without connection_id: got error %v, want ErrConflict", err)
+		}
+	})
+	t.Run("on", func(t *testing.T) {
+		srv := mgmttest.NewServer(newTenant())
+		t.Cleanup(srv.Close)
+		s := srv.Store(t, noRetries)
+		s.ResolveConnectionIDs = true
+
+		if err := s.Link(ctx, dbJane.ID, emailJane.Identities[0]); err != nil {
+			t.Fatalf("Link passwordless: %v", err)
+		}
+		if got := srv.Requests(mgmttest.RouteConnections); got != 0 {
+			t.Errorf("connections requests after a passwordless link: got %d, want 0", got)
+		}
+		for _, u := range []linking.User{legacyJane, legacyJoe} {
+			if err := s.Link(ctx, dbJane.ID, u.Identities[0]); err != nil {
+				t.Fatalf("Link %s: %v", u.ID, err)
+			}
+		}
+		if got := srv.Requests(mgmttest.RouteConnections); got != 1 {
+			t.Errorf("connections requests after two database links: got %d, want 1", got)
+		}
+		primary, err := srv.Tenant.User(ctx, dbJane.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(primary.Identities); got != 4 {
+			t.Errorf("identities of the primary: got %d, want 4", got)
+		}
+	})
+}
+
+// TestMinimalScopes: read:users and update:users are enough to link;
+// revoking sessions needs more, and is refused with ErrUnauthorized.
+func TestMinimalScopes(t *testing.T) {
+	srv := newServer(t, []linking.User{dbJane, emailJane}, mgmttest.WithScopes("read:users", "update:users"))
+	s := srv.Store(t, noRetries)
+	l := &linking.Linker{Store: s}
+
+	r, err := l.Link(context.Background(), loginOf(emailJane))
+	if err != nil || r.Action != linking.ActionLink {
+		t.Fatalf("Link: got %v, %v; want link, no error", r.Action, err)
+	}
+	err = s.RevokeSessions(context.Background(), dbJane.ID)
+	checkSentinels(t, err, mgmt.ErrUnauthorized)
+	var apiErr *mgmt.APIError
+	if !errors.As(err, &apiErr) || apiErr.Status != 403 || apiErr.ErrorCode != "insufficient_scope" {
+		t.Errorf("RevokeSessions: got %v, want a 403 insufficient_scope APIError", err)
+	}
+}
+
+// TestWrongCredentials: a wrong client secret is ErrUnauthorized, not a
+// store outage.
+func TestWrongCredentials(t *testing.T) {
+	srv := newServer(t, []linking.User{dbJane})
+	store, err := mgmt.New(t.Context(), srv.Domain(), srv.ClientID(), "wrong", append(srv.ClientOptions(), noRetries)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = store.User(context.Background(), dbJane.ID)
+	checkSentinels(t, err, mgmt.ErrUnauthorized)
+	if got := srv.Requests(mgmttest.RouteUser); got != 0 {
+		t.Errorf("API requests without a token: got %d, want 0", got)
+	}
+}

@@ -226,7 +226,7 @@ func TestLinkerR5OneTokenRequest(t *testing.T) {
 func TestLinkerR6StoreDown(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name  string
+		name   string
 		break_ func(*mgmttest.Server)
 		// deadline reports whether the error must be the context's
 		// deadline: a hanging answer ends only with it.

@@ -1,0 +1,340 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/idlink/linking"
+	"github.com/idlink/linking/linkingtest"
+	"github.com/idlink/linking/mgmt/mgmttest"
+	"github.com/idlink/linking/postlogin"
+)
+
+const (
+	secret         = "actionhook-test-secret-0123456789abcdef"
+	previousSecret = "actionhook-previous-secret-0123456789ab"
+)
+
+// seedTenant holds Jane's password user and the user Auth0 created for her
+// first passwordless login, and Bob, alone with his email.
+func seedTenant() *linkingtest.Tenant {
+	return linkingtest.NewTenant(
+		linking.User{
+			ID: "auth0|63d1", Email: "jane@example.com", EmailVerified: true,
+			Identities: []linking.Identity{{Provider: "auth0", UserID: "63d1", Connection: "Username-Password-Authentication"}},
+		},
+		linking.User{
+			ID: "email|6f1c", Email: "jane@example.com", EmailVerified: true,
+			Identities: []linking.Identity{{Provider: "email", UserID: "6f1c", Connection: "email"}},
+		},
+		linking.User{
+			ID: "email|9b0e", Email: "bob@example.com", EmailVerified: true,
+			Identities: []linking.Identity{{Provider: "email", UserID: "9b0e", Connection: "email"}},
+		},
+	)
+}
+
+// passwordlessLogin is the request the Action sends for a passwordless login
+// of the user email|id.
+func passwordlessLogin(id, email string) postlogin.Request {
+	return postlogin.Request{
+		User: postlogin.User{
+			UserID: "email|" + id, Email: email, EmailVerified: true,
+			Identities: []postlogin.Identity{{Provider: "email", UserID: id, Connection: "email"}},
+		},
+		Connection: postlogin.Connection{Name: "email", Strategy: "email"},
+	}
+}
+
+// writeCA writes the emulator's certificate as a PEM file and returns its
+// path.
+func writeCA(t *testing.T, emu *mgmttest.Server) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "ca.pem")
+	data := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: emu.Certificate().Raw})
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func env(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+// syncBuffer is a bytes.Buffer safe for the writes of one goroutine and the
+// reads of another.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// ask sends a request signed with key to url and decodes the answer.
+func ask(t *testing.T, url, key string, req postlogin.Request) postlogin.Response {
+	t.Helper()
+	r, err := postlogin.NewRequest(context.Background(), url, []byte(key), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.DefaultClient.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(res.Body)
+		t.Fatalf("status: got %d, want 200; body %s", res.StatusCode, body)
+	}
+	var resp postlogin.Response
+	if err := json.NewDecoder(res.Body).Decode(&resp); err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// TestRun serves the decision service in process against the Management API
+// emulator over HTTPS with its own CA, as an operator would run it against a
+// tenant: two logins, then a clean shutdown.
+func TestRun(t *testing.T) {
+	emu := mgmttest.NewTLSServer(seedTenant())
+	defer emu.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stdoutR, stdoutW := io.Pipe()
+	stderr := new(syncBuffer)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{
+			"-addr", "127.0.0.1:0", "-domain", emu.Domain(), "-ca", writeCA(t, emu),
+			"-client-id", mgmttest.DefaultClientID,
+		}, env(map[string]string{
+			"AUTH0_CLIENT_SECRET":     mgmttest.DefaultClientSecret,
+			"LINKING_SECRET":          secret,
+			"LINKING_PREVIOUS_SECRET": previousSecret,
+			"AUTH0_CLIENT_ID":         "overridden-by-the-flag",
+		}), stdoutW, stderr)
+		stdoutW.Close()
+	}()
+
+	line, err := bufio.NewReader(stdoutR).ReadString('\n')
+	if err != nil {
+		t.Fatalf("first line of stdout: %v (log: %s)", err, stderr)
+	}
+	url := strings.TrimSpace(line)
+	if !strings.HasPrefix(url, "http://127.0.0.1:") || !strings.HasSuffix(url, postlogin.Path) {
+		t.Fatalf("first line: got %q, want http://127.0.0.1:PORT%s", url, postlogin.Path)
+	}
+	go io.Copy(io.Discard, stdoutR)
+
+	res, err := http.Get(strings.TrimSuffix(url, postlogin.Path) + postlogin.HealthPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Errorf("healthz: got %d, want 200", res.StatusCode)
+	}
+
+	got := []postlogin.Response{
+		ask(t, url, secret, passwordlessLogin("6f1c", "jane@example.com")),
+		ask(t, url, previousSecret, passwordlessLogin("9b0e", "bob@example.com")),
+	}
+	want := []postlogin.Response{
+		{Version: 1, Action: postlogin.ActionSetPrimaryUser, PrimaryUserID: "auth0|63d1", Reason: linking.ReasonLinked},
+		{Version: 1, Action: postlogin.ActionNone, Reason: linking.ReasonNoCandidate, Remember: true},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("answers (-want +got):\n%s", diff)
+	}
+	if n := emu.TokenRequests(); n != 1 {
+		t.Errorf("token requests: got %d, want 1 for the life of the process", n)
+	}
+	if _, err := emu.Tenant.User(context.Background(), "email|6f1c"); !errors.Is(err, linking.ErrNotFound) {
+		t.Errorf("email|6f1c after the link: got %v, want ErrNotFound", err)
+	}
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	// Every line of the log is a JSON record.
+	var messages []string
+	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		var rec struct{ Msg string }
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q is not JSON: %v", line, err)
+		}
+		messages = append(messages, rec.Msg)
+	}
+	for _, msg := range []string{"actionhook: serving", "postlogin: answered", "actionhook: stopped"} {
+		if !strings.Contains(strings.Join(messages, "\n"), msg) {
+			t.Errorf("log messages %q: want %q among them", messages, msg)
+		}
+	}
+	if log := stderr.String(); strings.Contains(log, secret) || strings.Contains(log, previousSecret) ||
+		strings.Contains(log, mgmttest.DefaultClientSecret) {
+		t.Errorf("the log holds a secret:\n%s", stderr)
+	}
+}
+
+func TestRun_BadConfiguration(t *testing.T) {
+	full := map[string]string{
+		"AUTH0_DOMAIN": "127.0.0.1:1", "AUTH0_CLIENT_ID": "id", "AUTH0_CLIENT_SECRET": "s", "LINKING_SECRET": secret,
+	}
+	without := func(key string) map[string]string {
+		m := make(map[string]string)
+		for k, v := range full {
+			if k != key {
+				m[k] = v
+			}
+		}
+		return m
+	}
+	notPEM := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"no domain", nil, without("AUTH0_DOMAIN"), "AUTH0_DOMAIN is required"},
+		{"no client id", nil, without("AUTH0_CLIENT_ID"), "AUTH0_CLIENT_ID is required"},
+		{"no client secret", nil, without("AUTH0_CLIENT_SECRET"), "AUTH0_CLIENT_SECRET is required"},
+		{"no secret", nil, without("LINKING_SECRET"), "LINKING_SECRET is required"},
+		{"weak secret", []string{"-secret", "short"}, full, "at least 32 bytes"},
+		{"weak previous secret", []string{"-previous-secret", "short"}, full, "at least 32 bytes"},
+		{"missing CA file", []string{"-ca", filepath.Join(t.TempDir(), "none.pem")}, full, "-ca"},
+		{"CA file without a certificate", []string{"-ca", notPEM}, full, "no PEM certificate"},
+		{"timeout too long", []string{"-timeout", "30s"}, full, "Timeout"},
+		{"tls-cert without tls-key", []string{"-tls-cert", "cert.pem"}, full, "go together"},
+		{"unknown flag", []string{"-verbose"}, full, "-verbose"},
+		{"stray argument", []string{"serve"}, full, "unexpected arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), tt.args, env(tt.env), &stdout, &stderr)
+			if !errors.Is(err, errUsage) || !strings.Contains(err.Error()+stderr.String(), tt.want) {
+				t.Errorf("run: got %v (stderr %q), want a usage error mentioning %q", err, stderr.String(), tt.want)
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("stdout: got %q, want nothing", stdout.String())
+			}
+		})
+	}
+}
+
+// goTool returns the path of the go command that runs this test.
+func goTool(t *testing.T) string {
+	t.Helper()
+	path, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is not on PATH: %v", err)
+	}
+	return path
+}
+
+// TestPrintAction: `go run ./examples/actionhook -print-action` prints
+// exactly the Action source embedded in postlogin, and exits 0.
+func TestPrintAction(t *testing.T) {
+	cmd := exec.Command(goTool(t), "run", ".", "-print-action")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go run . -print-action: %v\n%s", err, stderr.String())
+	}
+	if got, want := string(out), postlogin.ActionSource(); got != want {
+		t.Errorf("printed Action (-want +got):\n%s", cmp.Diff(want, got))
+	}
+}
+
+// TestSignal builds the program, runs it against the emulator, and stops it
+// with SIGTERM: it must exit 0.
+func TestSignal(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("SIGTERM cannot be sent on Windows")
+	}
+	bin := filepath.Join(t.TempDir(), "actionhook")
+	if out, err := exec.Command(goTool(t), "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	emu := mgmttest.NewTLSServer(seedTenant())
+	defer emu.Close()
+
+	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-domain", emu.Domain(), "-ca", writeCA(t, emu))
+	cmd.Env = append(os.Environ(),
+		"AUTH0_CLIENT_ID="+mgmttest.DefaultClientID,
+		"AUTH0_CLIENT_SECRET="+mgmttest.DefaultClientSecret,
+		"LINKING_SECRET="+secret,
+	)
+	stderr := new(syncBuffer)
+	cmd.Stderr = stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("first line of stdout: %v\n%s", err, stderr)
+	}
+	url := strings.TrimSpace(line)
+	if resp := ask(t, url, secret, passwordlessLogin("6f1c", "jane@example.com")); resp.PrimaryUserID != "auth0|63d1" {
+		t.Errorf("answer: got %+v, want set_primary_user auth0|63d1", resp)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	select {
+	case err := <-waited:
+		if err != nil {
+			t.Fatalf("after SIGTERM: %v, want exit 0\n%s", err, stderr)
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("still running a minute after SIGTERM\n%s", stderr)
+	}
+	if !strings.Contains(stderr.String(), "actionhook: stopped") {
+		t.Errorf("log: want a stopped record\n%s", stderr)
+	}
+}

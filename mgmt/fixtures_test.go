@@ -225,14 +225,14 @@ func TestEmulatorShapeMatchesRecordings(t *testing.T) {
 		{Provider: "auth0", UserID: "63d17c6b77d74b740960460a", Connection: "Username-Password-Authentication"},
 	}
 	srv := newServer(t, []linking.User{primary, secondary})
-	token := apiToken(t, srv)
+	token := srv.Token(t)
 	escaped := "/api/v2/users/auth0%7C63d17c6a9d503d76c056c177"
 
-	_, user := apiCall(t, srv, token, "GET", escaped, "")
-	_, byEmail := apiCall(t, srv, token, "GET", "/api/v2/users-by-email?email=chuck249%40example.com", "")
-	_, link := apiCall(t, srv, token, "POST", escaped+"/identities",
+	_, user := srv.Call(t, token, "GET", escaped, "")
+	_, byEmail := srv.Call(t, token, "GET", "/api/v2/users-by-email?email=chuck249%40example.com", "")
+	_, link := srv.Call(t, token, "POST", escaped+"/identities",
 		`{"provider":"auth0","user_id":"auth0|63d17c6b77d74b740960460a"}`)
-	_, unlink := apiCall(t, srv, token, "DELETE", escaped+"/identities/auth0/63d17c6b77d74b740960460a", "")
+	_, unlink := srv.Call(t, token, "DELETE", escaped+"/identities/auth0/63d17c6b77d74b740960460a", "")
 
 	tests := []struct {
 		name      string

@@ -1,11 +1,9 @@
 package mgmt_test
 
 import (
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -88,54 +86,4 @@ func readFixture(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	return string(b)
-}
-
-// apiToken gets a token from the emulator's /oauth/token.
-func apiToken(t testing.TB, srv *mgmttest.Server) string {
-	t.Helper()
-	res, err := http.PostForm(srv.URL+"/oauth/token", url.Values{
-		"grant_type":    {"client_credentials"},
-		"client_id":     {srv.ClientID()},
-		"client_secret": {srv.ClientSecret()},
-		"audience":      {srv.URL + "/api/v2/"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.NewDecoder(res.Body).Decode(&tok); err != nil || tok.AccessToken == "" {
-		t.Fatalf("token: status %d, error %v", res.StatusCode, err)
-	}
-	return tok.AccessToken
-}
-
-// apiCall sends a request with token and a JSON body (none when empty) to
-// the emulator, and returns the status and the body.
-func apiCall(t testing.TB, srv *mgmttest.Server, token, method, path, body string) (int, []byte) {
-	t.Helper()
-	var r io.Reader
-	if body != "" {
-		r = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, srv.URL+path, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res.StatusCode, b
 }

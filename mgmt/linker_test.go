@@ -226,8 +226,8 @@ func TestLinkerR5OneTokenRequest(t *testing.T) {
 func TestLinkerR6StoreDown(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name   string
-		break_ func(*mgmttest.Server)
+		name string
+		fail func(*mgmttest.Server)
 		// deadline reports whether the error must be the context's
 		// deadline: a hanging answer ends only with it.
 		deadline bool
@@ -243,7 +243,7 @@ func TestLinkerR6StoreDown(t *testing.T) {
 			if _, err := store.User(context.Background(), dbJane.ID); err != nil { // fetch the token
 				t.Fatal(err)
 			}
-			tt.break_(srv)
+			tt.fail(srv)
 			l := &linking.Linker{Store: store}
 
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -2,7 +2,11 @@ package mgmttest
 
 import (
 	"crypto/x509"
+	"encoding/json"
+	"io"
+	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -92,4 +96,59 @@ func (s *Server) Management(t testing.TB, opts ...mgmt.Option) *management.Manag
 func (s *Server) Store(t testing.TB, opts ...mgmt.Option) *mgmt.Store {
 	t.Helper()
 	return mgmt.NewStore(s.Management(t, opts...))
+}
+
+// Token returns an access token from the server's /oauth/token, got as a
+// client gets one (it counts as a token request).
+func (s *Server) Token(t testing.TB) string {
+	t.Helper()
+	res, err := s.srv.Client().PostForm(s.URL+"/oauth/token", url.Values{
+		"grant_type":    {"client_credentials"},
+		"client_id":     {s.ClientID()},
+		"client_secret": {s.ClientSecret()},
+		"audience":      {s.URL + "/api/v2/"},
+	})
+	if err != nil {
+		t.Fatalf("mgmttest: token request: %v", err)
+	}
+	defer res.Body.Close()
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&tok); err != nil || tok.AccessToken == "" {
+		t.Fatalf("mgmttest: token request: status %d, no access token (%v)", res.StatusCode, err)
+	}
+	return tok.AccessToken
+}
+
+// Call sends a request to the server with the bearer token (none when
+// empty) and a JSON body (none when empty), and returns the status and the
+// body of the answer. path includes the query, e.g.
+// "/api/v2/users-by-email?email=jane%40example.com".
+func (s *Server) Call(t testing.TB, token, method, path, body string) (int, []byte) {
+	t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, s.URL+path, r)
+	if err != nil {
+		t.Fatalf("mgmttest: %v", err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := s.srv.Client().Do(req)
+	if err != nil {
+		t.Fatalf("mgmttest: %s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("mgmttest: %s %s: %v", method, path, err)
+	}
+	return res.StatusCode, b
 }

@@ -1,0 +1,515 @@
+package backfill_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/idlink/linking"
+	"github.com/idlink/linking/backfill"
+	"github.com/idlink/linking/backfill/backfilltest"
+	"github.com/idlink/linking/linkingtest"
+)
+
+// TestRoundTrip plans, applies and undoes a generated tenant of 10,000 users
+// on the in-memory tenant: apply makes one link call per secondary and no
+// other call, the tenant then holds exactly the expected users and
+// identities, and undo gives back the original users, emails and metadata.
+func TestRoundTrip(t *testing.T) {
+	spec := backfilltest.Spec{Seed: 3, Users: 10_000, Groups: 25}
+	p := prepare(t, spec)
+	want := spec.Expected()
+	a := fastApplier(p.tenant)
+	ctx := context.Background()
+
+	rep, err := a.Apply(ctx, p.plan, p.journal)
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if rep.Done != len(want.Links) || rep.Total != len(want.Links) || len(rep.Failed) != 0 {
+		t.Errorf("got report %+v, want %d links done", rep, len(want.Links))
+	}
+	calls := p.tenant.Calls()
+	if got, want := calls[linkingtest.MethodLink], len(want.Links); got != want {
+		t.Errorf("got %d Link calls, want %d", got, want)
+	}
+	if got := len(calls) - 1; got != 0 {
+		t.Errorf("got calls %v, want Link calls only", calls)
+	}
+	after := p.tenant.Users()
+	if diff := diffUsers(t, linked(p.users, want.Links), after); diff != "" {
+		t.Errorf("tenant after apply (-want +got):\n%s", diff)
+	}
+	checkHeldOnce(t, after)
+
+	// A rerun finds everything done and makes no call.
+	p.tenant.ResetCalls()
+	rep, err = a.Apply(ctx, p.plan, p.journal)
+	if err != nil || rep.AlreadyDone != len(want.Links) || rep.Done != 0 {
+		t.Errorf("rerun: got %+v, %v; want all %d already done", rep, err, len(want.Links))
+	}
+	if calls := p.tenant.Calls(); len(calls) != 0 {
+		t.Errorf("rerun: got calls %v, want none", calls)
+	}
+
+	rep, err = a.Undo(ctx, p.journal)
+	if err != nil {
+		t.Fatalf("Undo: %v", err)
+	}
+	if rep.Done != len(want.Links) {
+		t.Errorf("Undo: got %d done, want %d", rep.Done, len(want.Links))
+	}
+	if diff := diffUsers(t, p.users, p.tenant.Users()); diff != "" {
+		t.Errorf("tenant after undo (-want +got):\n%s", diff)
+	}
+
+	// Applying again with the same journal is refused: its links were
+	// undone.
+	if _, err := a.Apply(ctx, p.plan, p.journal); !errors.Is(err, backfill.ErrWrongJournal) {
+		t.Errorf("Apply after Undo: got %v, want ErrWrongJournal", err)
+	}
+}
+
+// failingStore wraps the tenant; fail, when set, runs before each Link and
+// may commit it and fail, to stand for a process killed at that point.
+type failingStore struct {
+	*linkingtest.Tenant
+	links int
+	fail  func(n int, link func() error) error
+}
+
+func (s *failingStore) Link(ctx context.Context, primaryID string, secondary linking.Identity) error {
+	s.links++
+	if s.fail != nil {
+		if err := s.fail(s.links, func() error { return s.Tenant.Link(ctx, primaryID, secondary) }); err != nil {
+			return err
+		}
+		return nil
+	}
+	return s.Tenant.Link(ctx, primaryID, secondary)
+}
+
+var errKilled = errors.New("killed")
+
+// TestApplyFaults: faults in the middle of a run (429 storms, 5xx, links
+// committed whose answer is lost, a run stopped after an intent with the link
+// sent or not, a torn journal line, an interrupt) end, after at most one
+// rerun, with every link in place exactly once, and no link sent twice.
+func TestApplyFaults(t *testing.T) {
+	rateLimited := &linkingtest.APIError{Status: 429, Message: "Too Many Requests", Err: linking.ErrRateLimited}
+	unavailable := &linkingtest.APIError{Status: 503, Message: "Service Unavailable", Err: linking.ErrUnavailable}
+	tests := []struct {
+		name string
+		// setup injects the fault; it returns the extra Link calls the
+		// tenant sees beyond one per link.
+		setup func(p prepared, s *failingStore, a *backfill.Applier) int
+		// firstErr is what the first run must fail with; nil: it succeeds.
+		firstErr error
+		// after runs between the first run and the rerun.
+		after func(t *testing.T, p prepared)
+		// confirmed is how many links are known by read-back in all.
+		confirmed int
+		// interrupt, when set, cancels the first run after that many
+		// links.
+		interrupt int
+	}{
+		{
+			name: "429 storm",
+			setup: func(p prepared, s *failingStore, a *backfill.Applier) int {
+				p.tenant.FailNext(linkingtest.MethodLink, 3, rateLimited)
+				p.tenant.FailNext(linkingtest.MethodUser, 1, rateLimited)
+				return 3
+			},
+		},
+		{
+			name: "5xx",
+			setup: func(p prepared, s *failingStore, a *backfill.Applier) int {
+				p.tenant.FailNext(linkingtest.MethodLink, 3, unavailable)
+				return 3
+			},
+		},
+		{
+			name: "committed, answer lost",
+			setup: func(p prepared, s *failingStore, a *backfill.Applier) int {
+				p.tenant.CommitThenFail(3, unavailable)
+				return 0
+			},
+			confirmed: 3,
+		},
+		{
+			name: "committed, answer lost, retry refused",
+			setup: func(p prepared, s *failingStore, a *backfill.Applier) int {
+				p.tenant.CommitThenFail(1, &linkingtest.APIError{Status: 409, Message: "Specified identity already exists", Err: linking.ErrConflict})
+				return 0
+			},
+			confirmed: 1,
+		},
+		{
+			name: "unavailable beyond the attempts",
+			setup: func(p prepared, s *failingStore, a *backfill.Applier) int {
+				a.MaxAttempts = 3
+				p.tenant.FailNext(linkingtest.MethodLink, 3, unavailable)
+				return 3
+			},
+			firstErr: backfill.ErrIncomplete,
+		},
+		{
+			name: "killed after the link was committed",
+			setup: func(p prepared, s *failingStore, a *backfill.Applier) int {
+				s.fail = func(n int, link func() error) error {
+					if n == 5 {
+						if err := link(); err != nil {
+							return err
+						}
+						return errKilled
+					}
+					return link()
+				}
+				return 0
+			},
+			firstErr:  errKilled,
+			confirmed: 1,
+		},
+		{
+			name: "killed before the link was sent",
+			setup: func(p prepared, s *failingStore, a *backfill.Applier) int {
+				s.fail = func(n int, link func() error) error {
+					if n == 5 {
+						return errKilled
+					}
+					return link()
+				}
+				return 0
+			},
+			firstErr: errKilled,
+		},
+		{
+			name: "killed while writing the journal",
+			setup: func(p prepared, s *failingStore, a *backfill.Applier) int {
+				s.fail = func(n int, link func() error) error {
+					if n == 5 {
+						return errKilled
+					}
+					return link()
+				}
+				return 0
+			},
+			firstErr: errKilled,
+			after: func(t *testing.T, p prepared) {
+				f, err := os.OpenFile(p.journal, os.O_APPEND|os.O_WRONLY, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.WriteString(`{"kind":"done","time":"2024-01-01T00:00:00Z","line":3,"prim`)
+				f.Close()
+			},
+		},
+		{
+			name:      "interrupted",
+			setup:     func(p prepared, s *failingStore, a *backfill.Applier) int { return 0 },
+			interrupt: 4,
+			firstErr:  backfill.ErrIncomplete,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := prepare(t, smallSpec)
+			want := smallSpec.Expected()
+			s := &failingStore{Tenant: p.tenant}
+			a := fastApplier(s)
+			extra := tt.setup(p, s, a)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tt.interrupt > 0 {
+				a.Progress = func(pr backfill.Progress) {
+					if pr.Done == tt.interrupt {
+						cancel()
+					}
+				}
+			}
+
+			rep, err := a.Apply(ctx, p.plan, p.journal)
+			confirmed := rep.Confirmed
+			if tt.firstErr == nil {
+				if err != nil {
+					t.Fatalf("Apply: %v", err)
+				}
+			} else {
+				if !errors.Is(err, tt.firstErr) {
+					t.Fatalf("Apply: got %v, want %v", err, tt.firstErr)
+				}
+				if tt.after != nil {
+					tt.after(t, p)
+				}
+				s.fail = nil
+				a.Progress = nil
+				rep, err = a.Apply(context.Background(), p.plan, p.journal)
+				if err != nil {
+					t.Fatalf("rerun: %v", err)
+				}
+				confirmed += rep.Confirmed
+			}
+			if got := rep.Done + rep.AlreadyDone; got != len(want.Links) || len(rep.Failed) != 0 {
+				t.Errorf("got %d links done and failures %v, want %d and none", got, rep.Failed, len(want.Links))
+			}
+			if got := p.tenant.Calls()[linkingtest.MethodLink]; got != len(want.Links)+extra {
+				t.Errorf("got %d Link calls, want %d (one per link, and %d failed)", got, len(want.Links)+extra, extra)
+			}
+			if confirmed != tt.confirmed {
+				t.Errorf("got %d links confirmed by read-back, want %d", confirmed, tt.confirmed)
+			}
+			after := p.tenant.Users()
+			if diff := diffUsers(t, linked(p.users, want.Links), after); diff != "" {
+				t.Errorf("tenant (-want +got):\n%s", diff)
+			}
+			checkHeldOnce(t, after)
+
+			// Undo still finds every link with its saved metadata.
+			if _, err := a.Undo(context.Background(), p.journal); err != nil {
+				t.Fatalf("Undo: %v", err)
+			}
+			if diff := diffUsers(t, p.users, p.tenant.Users()); diff != "" {
+				t.Errorf("tenant after undo (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestApplyRefusedLink: a link the tenant refuses and that is not in place
+// (the secondary was deleted since the export) is reported and journaled as
+// failed; the run goes on, and a rerun tries it again.
+func TestApplyRefusedLink(t *testing.T) {
+	p := prepare(t, smallSpec)
+	want := smallSpec.Expected()
+	gone := p.plan.Lines[1].Secondaries[0].ID
+	if err := p.tenant.DeleteUser(context.Background(), gone); err != nil {
+		t.Fatal(err)
+	}
+	a := fastApplier(p.tenant)
+	rep, err := a.Apply(context.Background(), p.plan, p.journal)
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if len(rep.Failed) != 1 || rep.Failed[0].SecondaryID != gone || rep.Failed[0].Line != p.plan.Numbers[1] {
+		t.Fatalf("got failures %+v, want the link of %s on line %d", rep.Failed, gone, p.plan.Numbers[1])
+	}
+	if rep.Done != len(want.Links)-1 {
+		t.Errorf("got %d done, want %d", rep.Done, len(want.Links)-1)
+	}
+	p.tenant.ResetCalls()
+	rep, err = a.Apply(context.Background(), p.plan, p.journal)
+	if err != nil || len(rep.Failed) != 1 || rep.AlreadyDone != len(want.Links)-1 {
+		t.Errorf("rerun: got %+v, %v; want the one failure again", rep, err)
+	}
+	if got := p.tenant.Calls()[linkingtest.MethodLink]; got != 1 {
+		t.Errorf("rerun: got %d Link calls, want 1", got)
+	}
+}
+
+// TestApplyBadInput: a plan edited by hand into something unsafe, or a
+// journal of another tenant or plan, is refused with a message naming the
+// line, before any call, and nothing is written.
+func TestApplyBadInput(t *testing.T) {
+	edit := func(line int, from, to string) func(t *testing.T, p prepared) {
+		return func(t *testing.T, p prepared) {
+			data, err := os.ReadFile(p.planPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(string(data), "\n")
+			if !strings.Contains(lines[line-1], from) {
+				t.Fatalf("plan line %d has no %q: %s", line, from, lines[line-1])
+			}
+			lines[line-1] = strings.Replace(lines[line-1], from, to, 1)
+			if err := os.WriteFile(p.planPath, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tests := []struct {
+		name    string
+		prepare func(t *testing.T, p prepared)
+		tenant  string
+		input   string
+		line    int
+		is      error
+		text    string
+	}{
+		{
+			name: "secondary no longer shares the email",
+			prepare: func(t *testing.T, p prepared) {
+				s := p.plan.Lines[1].Secondaries[0]
+				edit(2, `"email":"`+s.Email+`"`, `"email":"someone.else@example.com"`)(t, p)
+			},
+			input: "plan", line: 2, is: backfill.ErrUnsafePlan, text: "someone.else@example.com",
+		},
+		{
+			name: "unverified primary",
+			prepare: func(t *testing.T, p prepared) {
+				edit(3, `"email_verified":true`, `"email_verified":false`)(t, p)
+			},
+			input: "plan", line: 3, is: backfill.ErrUnsafePlan, text: "email_unverified",
+		},
+		{
+			name: "secondary from an untrusted connection",
+			prepare: func(t *testing.T, p prepared) {
+				s := p.plan.Lines[0].Secondaries[0]
+				main := s.Identities[0]
+				edit(1, `"provider":"`+main.Provider+`","user_id":"`+main.UserID+`"`, `"provider":"samlp","user_id":"`+main.UserID+`"`)(t, p)
+				edit(1, `"user_id":"`+s.ID+`"`, `"user_id":"samlp|`+main.UserID+`"`)(t, p)
+			},
+			input: "plan", line: 1, is: backfill.ErrUnsafePlan, text: "login_connection_untrusted",
+		},
+		{
+			name: "a user in two lines",
+			prepare: func(t *testing.T, p prepared) {
+				data, _ := os.ReadFile(p.planPath)
+				lines := strings.SplitAfter(string(data), "\n")
+				os.WriteFile(p.planPath, []byte(strings.Join(append(lines[:len(lines)-1], lines[0]), "")), 0o600)
+			},
+			input: "plan", line: len(smallSpec.Expected().Links) + 1, is: backfill.ErrUnsafePlan, text: "also",
+		},
+		{
+			name: "a line that is not a plan line",
+			prepare: func(t *testing.T, p prepared) {
+				edit(2, `{"email"`, `{"email"}`)(t, p)
+			},
+			input: "plan", line: 2, text: "not a plan line",
+		},
+		{
+			name: "journal of another tenant",
+			prepare: func(t *testing.T, p prepared) {
+				a := fastApplier(linkingtest.NewTenant(p.users...))
+				a.Tenant = "other.example.com"
+				if _, err := a.Apply(context.Background(), p.plan, p.journal); err != nil {
+					t.Fatal(err)
+				}
+			},
+			input: "journal", line: 1, is: backfill.ErrWrongJournal, text: "other.example.com",
+		},
+		{
+			name: "journal of another plan",
+			prepare: func(t *testing.T, p prepared) {
+				other := *p.plan
+				other.Digest = "sha256:0000"
+				a := fastApplier(linkingtest.NewTenant(p.users...))
+				if _, err := a.Apply(context.Background(), &other, p.journal); err != nil {
+					t.Fatal(err)
+				}
+			},
+			input: "journal", line: 1, is: backfill.ErrWrongJournal, text: "sha256:0000",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := prepare(t, smallSpec)
+			tt.prepare(t, p)
+			before, _ := os.ReadFile(p.journal)
+
+			err := func() error {
+				f, err := os.Open(p.planPath)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				pl, err := backfill.ReadPlan(f)
+				if err != nil {
+					return err
+				}
+				_, err = fastApplier(p.tenant).Apply(context.Background(), pl, p.journal)
+				return err
+			}()
+			var le *backfill.LineError
+			if !errors.As(err, &le) {
+				t.Fatalf("got %v, want a *LineError", err)
+			}
+			if le.Input != tt.input || le.Line != tt.line {
+				t.Errorf("got %s line %d, want %s line %d (%v)", le.Input, le.Line, tt.input, tt.line, err)
+			}
+			if tt.is != nil && !errors.Is(err, tt.is) {
+				t.Errorf("got %v, want it to wrap %v", err, tt.is)
+			}
+			if !strings.Contains(err.Error(), tt.text) {
+				t.Errorf("got message %q, want it to mention %q", err, tt.text)
+			}
+			if calls := p.tenant.Calls(); len(calls) != 0 {
+				t.Errorf("got calls %v, want none", calls)
+			}
+			after, _ := os.ReadFile(p.journal)
+			if string(after) != string(before) {
+				t.Errorf("the journal changed:\n%s\nwant:\n%s", after, before)
+			}
+		})
+	}
+}
+
+// TestUndoResume: an undo interrupted halfway, then run again, gives back
+// the original tenant; a journal of another tenant is refused.
+func TestUndoResume(t *testing.T) {
+	p := prepare(t, smallSpec)
+	a := fastApplier(p.tenant)
+	if _, err := a.Apply(context.Background(), p.plan, p.journal); err != nil {
+		t.Fatal(err)
+	}
+
+	other := fastApplier(p.tenant)
+	other.Tenant = "other.example.com"
+	p.tenant.ResetCalls()
+	if _, err := other.Undo(context.Background(), p.journal); !errors.Is(err, backfill.ErrWrongJournal) {
+		t.Errorf("Undo for another tenant: got %v, want ErrWrongJournal", err)
+	}
+	if calls := p.tenant.Calls(); len(calls) != 0 {
+		t.Errorf("Undo for another tenant: got calls %v, want none", calls)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	a.Progress = func(pr backfill.Progress) {
+		if pr.Done == 3 {
+			cancel()
+		}
+	}
+	rep, err := a.Undo(ctx, p.journal)
+	if !errors.Is(err, backfill.ErrIncomplete) || rep.Done != 3 {
+		t.Fatalf("interrupted Undo: got %d done, %v; want 3 and ErrIncomplete", rep.Done, err)
+	}
+	a.Progress = nil
+	// The next unlink fails: the rerun reads the primary back, unlinks
+	// again and restores the metadata.
+	p.tenant.FailNext(linkingtest.MethodUnlink, 1, &linkingtest.APIError{Status: 503, Err: linking.ErrUnavailable})
+	rep, err = a.Undo(context.Background(), p.journal)
+	if err != nil {
+		t.Fatalf("Undo rerun: %v", err)
+	}
+	if rep.AlreadyDone != 3 || rep.Done != rep.Total-3 {
+		t.Errorf("Undo rerun: got %+v, want 3 already done and the rest done", rep)
+	}
+	if diff := diffUsers(t, p.users, p.tenant.Users()); diff != "" {
+		t.Errorf("tenant after undo (-want +got):\n%s", diff)
+	}
+}
+
+// TestDryRun: a dry run counts what would be done, makes no call and writes
+// no journal.
+func TestDryRun(t *testing.T) {
+	p := prepare(t, smallSpec)
+	a := fastApplier(p.tenant)
+	a.DryRun = true
+	rep, err := a.Apply(context.Background(), p.plan, p.journal)
+	if err != nil {
+		t.Fatalf("dry run: %v", err)
+	}
+	if want := len(smallSpec.Expected().Links); rep.Remaining != want || rep.Total != want {
+		t.Errorf("got %+v, want %d remaining", rep, want)
+	}
+	if calls := p.tenant.Calls(); len(calls) != 0 {
+		t.Errorf("got calls %v, want none", calls)
+	}
+	if _, err := os.Stat(p.journal); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("got journal %v, want none", err)
+	}
+	if _, err := a.Undo(context.Background(), p.journal); err == nil {
+		t.Errorf("dry-run Undo without a journal: got no error")
+	}
+}

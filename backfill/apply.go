@@ -364,19 +364,24 @@ func (a *Applier) do(ctx context.Context, rep *Report, checkFirst bool, begin fu
 		case transient(err):
 			check = confirm != nil
 			continue
-		case !refusal(err):
+		case errors.Is(err, ErrIncomplete):
 			return "", nil, err
-		case confirm == nil:
+		case confirm == nil && refusal(err):
 			return "", err, nil
+		case confirm == nil:
+			return "", nil, err
 		}
-		// Refused: the effect may be in place (a call committed whose
-		// answer was lost, then repeated by the store's retries).
+		// Refused, or failed unexpectedly: the effect may be in place (a
+		// call committed whose answer was lost, then repeated by the
+		// store's retries and refused).
 		ok, cerr := a.confirmed(ctx, rep, confirm)
 		switch {
 		case cerr == nil && ok:
 			return byReadBack, nil, nil
-		case cerr == nil:
+		case cerr == nil && refusal(err):
 			return "", err, nil
+		case cerr == nil:
+			return "", nil, err
 		case transient(cerr):
 			last, check = cerr, true
 		default:

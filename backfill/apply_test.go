@@ -73,22 +73,35 @@ func TestRoundTrip(t *testing.T) {
 }
 
 // failingStore wraps the tenant; fail, when set, runs before each Link and
-// may commit it and fail, to stand for a process killed at that point.
+// may commit it and fail. Once it fails with errKilled, the store stands for
+// a process killed at that point: every later call fails with errKilled,
+// until the rerun clears dead.
 type failingStore struct {
 	*linkingtest.Tenant
 	links int
+	dead  bool
 	fail  func(n int, link func() error) error
 }
 
 func (s *failingStore) Link(ctx context.Context, primaryID string, secondary linking.Identity) error {
-	s.links++
-	if s.fail != nil {
-		if err := s.fail(s.links, func() error { return s.Tenant.Link(ctx, primaryID, secondary) }); err != nil {
-			return err
-		}
-		return nil
+	if s.dead {
+		return errKilled
 	}
-	return s.Tenant.Link(ctx, primaryID, secondary)
+	s.links++
+	link := func() error { return s.Tenant.Link(ctx, primaryID, secondary) }
+	if s.fail == nil {
+		return link()
+	}
+	err := s.fail(s.links, link)
+	s.dead = errors.Is(err, errKilled)
+	return err
+}
+
+func (s *failingStore) User(ctx context.Context, id string) (linking.User, error) {
+	if s.dead {
+		return linking.User{}, errKilled
+	}
+	return s.Tenant.User(ctx, id)
 }
 
 var errKilled = errors.New("killed")
@@ -243,7 +256,7 @@ func TestApplyFaults(t *testing.T) {
 				if tt.after != nil {
 					tt.after(t, p)
 				}
-				s.fail = nil
+				s.fail, s.dead = nil, false
 				a.Progress = nil
 				rep, err = a.Apply(context.Background(), p.plan, p.journal)
 				if err != nil {

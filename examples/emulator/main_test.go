@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"flag"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/idlink/linking/mgmt"
+	"github.com/idlink/linking/mgmt/mgmttest"
+)
+
+// TestProgram builds the program, runs it as a user would, talks to it over
+// HTTP and through mgmt over HTTPS, and interrupts it.
+func TestProgram(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "emulator")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+
+	t.Run("http", func(t *testing.T) {
+		base := start(t, bin, "-addr", "127.0.0.1:0", "-users", "testdata/users.json",
+			"-client-id", "app", "-client-secret", "s3cret")
+		if !strings.HasPrefix(base, "http://127.0.0.1:") {
+			t.Fatalf("first line: got %q, want http://127.0.0.1:PORT", base)
+		}
+		token := getToken(t, base, "app", "s3cret")
+		req, _ := http.NewRequest("GET", base+"/api/v2/users-by-email?email="+url.QueryEscape("jane@example.com"), nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var users []struct {
+			UserID string `json:"user_id"`
+		}
+		if err := json.NewDecoder(res.Body).Decode(&users); err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode != 200 || len(users) != 2 {
+			t.Errorf("users-by-email: got status %d and %d users, want 200 and 2", res.StatusCode, len(users))
+		}
+	})
+
+	t.Run("tls", func(t *testing.T) {
+		caFile := filepath.Join(t.TempDir(), "ca.pem")
+		base := start(t, bin, "-users", "testdata/users.json", "-tls", "-ca-out", caFile)
+		if !strings.HasPrefix(base, "https://127.0.0.1:") {
+			t.Fatalf("first line: got %q, want https://127.0.0.1:PORT", base)
+		}
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			t.Fatalf("-ca-out file holds no certificate: %s", pem)
+		}
+		store, err := mgmt.New(t.Context(), strings.TrimPrefix(base, "https://"), mgmttest.DefaultClientID, mgmttest.DefaultClientSecret, mgmt.WithRootCAs(pool))
+		if err != nil {
+			t.Fatal(err)
+		}
+		users, err := store.UsersByEmail(context.Background(), "jane@example.com")
+		if err != nil || len(users) != 2 {
+			t.Errorf("UsersByEmail through mgmt over HTTPS: got %d users, %v; want 2", len(users), err)
+		}
+	})
+}
+
+// start runs the program with args, returns the first line of its output,
+// and interrupts it when the test ends, expecting a clean exit.
+func start(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := cmd.Process.Signal(os.Interrupt); err != nil {
+			t.Errorf("interrupt: %v", err)
+		}
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("exit after an interrupt: got %v, want status 0\nstderr:\n%s", err, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), "shutting down") {
+			t.Errorf("stderr has no shutdown record:\n%s", stderr.String())
+		}
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("first line of stdout: %v", err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	return strings.TrimSpace(line)
+}
+
+func getToken(t *testing.T, base, id, secret string) string {
+	t.Helper()
+	res, err := http.PostForm(base+"/oauth/token", url.Values{
+		"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {secret}, "audience": {base + "/api/v2/"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var tok struct {
+		AccessToken string `json:"access_token"`
+		ExpiresIn   int    `json:"expires_in"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&tok); err != nil || tok.AccessToken == "" || tok.ExpiresIn != 86400 {
+		t.Fatalf("token: status %d, %+v, %v", res.StatusCode, tok, err)
+	}
+	return tok.AccessToken
+}
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		args    []string
+		want    config
+		wantErr bool
+	}{
+		{args: nil, want: config{addr: "127.0.0.1:0", clientID: mgmttest.DefaultClientID, clientSecret: mgmttest.DefaultClientSecret}},
+		{
+			args: []string{"-rate", "2.5", "-latency", "20ms"},
+			want: config{addr: "127.0.0.1:0", clientID: mgmttest.DefaultClientID, clientSecret: mgmttest.DefaultClientSecret, rate: 2.5, burst: 3, latency: 20_000_000},
+		},
+		{args: []string{"-ca-out", "ca.pem"}, wantErr: true},
+		{args: []string{"-rate", "-1"}, wantErr: true},
+		{args: []string{"extra"}, wantErr: true},
+		{args: []string{"-nope"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			got, err := parseFlags(tt.args, io.Discard)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("parseFlags: got error %v, want error %t", err, tt.wantErr)
+			}
+			if err == nil && got != tt.want {
+				t.Errorf("parseFlags: got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+	var help bytes.Buffer
+	if _, err := parseFlags([]string{"-h"}, &help); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("-h: got %v, want flag.ErrHelp", err)
+	}
+	for _, want := range []string{mgmttest.DefaultClientID, mgmttest.DefaultClientSecret, "-users", "-ca-out"} {
+		if !strings.Contains(help.String(), want) {
+			t.Errorf("-h output lacks %q:\n%s", want, help.String())
+		}
+	}
+}

@@ -128,6 +128,10 @@ func WithLogger(l *slog.Logger) Option {
 
 // Emulator is an emulated Auth0 Management API over a linkingtest.Tenant. It
 // is an http.Handler, safe for concurrent use.
+//
+// It answers each request by calling the Tenant's methods; some routes make
+// more than one call (a link reads the primary back for its answer). Count
+// API requests with Requests and APIRequests rather than Tenant.Calls.
 type Emulator struct {
 	// Tenant is the tenant the Emulator serves. Tests may read and change
 	// it directly, e.g. to seed users or inject tenant-level faults.
@@ -219,7 +223,8 @@ func (e *Emulator) ClientID() string { return e.clientID }
 func (e *Emulator) ClientSecret() string { return e.clientSecret }
 
 // SetLatency delays the answer to every request from now on by d. A waiting
-// request answers early when its client goes away or the Emulator is closed.
+// request is dropped when its client goes away first, and answers 503 when
+// the Emulator is closed first.
 func (e *Emulator) SetLatency(d time.Duration) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -298,9 +303,12 @@ func (e *Emulator) endpoint(route Route, scope string, h http.HandlerFunc) http.
 		latency := e.latency
 		e.mu.Unlock()
 
-		if !e.wait(r.Context(), latency) {
+		switch e.wait(r.Context(), latency) {
+		case waitClosed:
 			writeError(w, http.StatusServiceUnavailable, "The emulator is shutting down.", "")
 			return
+		case waitGone:
+			return // nobody to answer; the request changes nothing
 		}
 		if isAPI && !e.rateLimit(w) {
 			writeError(w, http.StatusTooManyRequests, "Global limit has been reached", "too_many_requests")
@@ -322,20 +330,28 @@ func (e *Emulator) endpoint(route Route, scope string, h http.HandlerFunc) http.
 	})
 }
 
-// wait waits out d, and reports false when the Emulator was closed first.
-func (e *Emulator) wait(ctx context.Context, d time.Duration) bool {
+// How a wait for the latency ended.
+const (
+	waitDone   = iota // the latency is over
+	waitGone          // the client went away first
+	waitClosed        // the Emulator was closed first
+)
+
+// wait waits out d, unless the request's client goes away or the Emulator is
+// closed first.
+func (e *Emulator) wait(ctx context.Context, d time.Duration) int {
 	if d <= 0 {
-		return true
+		return waitDone
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
-		return true
+		return waitDone
 	case <-ctx.Done():
-		return true // the client is gone; the answer goes nowhere
+		return waitGone
 	case <-e.done:
-		return false
+		return waitClosed
 	}
 }
 
@@ -367,7 +383,14 @@ func (e *Emulator) takeDrop(route Route) bool {
 // writeFault answers an injected fault with Auth0's body for status.
 func (e *Emulator) writeFault(w http.ResponseWriter, route Route, status int) {
 	if route == RouteToken {
-		writeJSON(w, status, map[string]string{"error": "server_error", "error_description": http.StatusText(status)})
+		code := "server_error"
+		switch status {
+		case http.StatusTooManyRequests:
+			code = "too_many_requests"
+		case http.StatusUnauthorized, http.StatusForbidden:
+			code = "access_denied"
+		}
+		writeJSON(w, status, map[string]string{"error": code, "error_description": http.StatusText(status)})
 		return
 	}
 	if status != http.StatusTooManyRequests {

@@ -1,10 +1,12 @@
 package mgmttest_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -760,5 +762,34 @@ func TestReadUsers(t *testing.T) {
 		if _, err := mgmttest.ReadUsers(strings.NewReader(bad)); err == nil {
 			t.Errorf("ReadUsers(%s): got no error, want one", bad)
 		}
+	}
+}
+
+// TestPathIDs: user ids in paths may come escaped ("auth0%7C1") or not
+// ("auth0|1"), as some clients send them raw.
+func TestPathIDs(t *testing.T) {
+	srv := newServer(t, []linking.User{jane})
+	token := srv.Token(t)
+	for _, path := range []string{"/api/v2/users/auth0%7C64b7f0c2a1e3d4c5b6a79801", "/api/v2/users/auth0|64b7f0c2a1e3d4c5b6a79801"} {
+		t.Run(path, func(t *testing.T) {
+			conn, err := net.Dial("tcp", srv.Domain())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			// Written by hand: net/http would escape the "|".
+			fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n", path, srv.Domain(), token)
+			res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			var u struct {
+				UserID string `json:"user_id"`
+			}
+			if err := json.NewDecoder(res.Body).Decode(&u); err != nil || res.StatusCode != 200 || u.UserID != jane.ID {
+				t.Errorf("GET %s: got status %d, user %q (%v); want 200 and %q", path, res.StatusCode, u.UserID, err, jane.ID)
+			}
+		})
 	}
 }

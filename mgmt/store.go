@@ -3,7 +3,8 @@
 // that imports go-auth0.
 //
 // A Store makes one API call per UserStore call: users-by-email for
-// UsersByEmail, a user read for User, a link for Link. It also implements
+// UsersByEmail, a user read for User, a link for Link (and one read more
+// when a link is refused with 400; see Store.Link). It also implements
 // linking.MetadataWriter and linking.SessionRevoker, and can unlink. Errors
 // carry the linking sentinels, and the HTTP status in an *APIError:
 //
@@ -52,8 +53,9 @@ type Store struct {
 	// identity from an "auth0" database connection when the tenant has
 	// several database connections, as Auth0 then requires. The first such
 	// Link lists the tenant's database connections (scope
-	// read:connections) and caches the result; links of other providers,
-	// and tenants with one database connection, cost no extra call.
+	// read:connections), once, and caches them; links of other providers
+	// cost no extra call, and in a tenant with one database connection no
+	// connection_id is sent.
 	ResolveConnectionIDs bool
 
 	m *management.Management
@@ -319,7 +321,8 @@ func (s *Store) call(ctx context.Context, op string, onLink bool, fn func(contex
 }
 
 // toUser converts a go-auth0 user. go-auth0 decodes an identity's user_id
-// that Auth0 sends as a JSON number into its decimal string.
+// that Auth0 sends as a JSON number into its decimal string, through a
+// float64: exact up to 2^53.
 func toUser(u *management.User) linking.User {
 	lu := linking.User{
 		ID:            u.GetID(),

@@ -2,14 +2,17 @@ module github.com/idlink/linking
 
 go 1.24.0
 
-require golang.org/x/sync v0.19.0
+require (
+	github.com/auth0/go-auth0 v1.45.0
+	github.com/google/go-cmp v0.7.0
+	golang.org/x/oauth2 v0.32.0
+	golang.org/x/sync v0.19.0
+)
 
 require (
 	github.com/PuerkitoBio/rehttp v1.4.0 // indirect
-	github.com/auth0/go-auth0 v1.45.0 // indirect
 	github.com/decred/dcrd/dcrec/secp256k1/v4 v4.4.0 // indirect
 	github.com/goccy/go-json v0.10.5 // indirect
-	github.com/google/go-cmp v0.7.0 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/lestrrat-go/blackmagic v1.0.3 // indirect
 	github.com/lestrrat-go/httpcc v1.0.1 // indirect
@@ -19,6 +22,5 @@ require (
 	github.com/lestrrat-go/option v1.0.1 // indirect
 	github.com/segmentio/asm v1.2.0 // indirect
 	golang.org/x/crypto v0.36.0 // indirect
-	golang.org/x/oauth2 v0.32.0 // indirect
 	golang.org/x/sys v0.31.0 // indirect
 )

@@ -50,6 +50,16 @@ type wireUser struct {
 	Blocked       bool            `json:"blocked,omitempty"`
 	UserMetadata  json.RawMessage `json:"user_metadata,omitempty"`
 	AppMetadata   json.RawMessage `json:"app_metadata,omitempty"`
+
+	// norm is the normalized Email once normalize has run; "" when Email
+	// is empty or invalid.
+	norm string
+}
+
+// normalize sets w.norm to the normalized Email, or to "" when Email is
+// empty or invalid.
+func (w *wireUser) normalize() {
+	w.norm, _ = linking.NormalizeEmail(w.Email)
 }
 
 // wireIdentity is one element of a user's identities. Auth0 sends user_id as
@@ -198,7 +208,7 @@ func toWire(u linking.User) (wireUser, error) {
 // yields one *LineError naming the line, and the sequence ends.
 func ReadExport(r io.Reader) iter.Seq2[linking.User, error] {
 	return func(yield func(linking.User, error) bool) {
-		err := readWire(r, func(line int, w *wireUser) error {
+		err := readWire(r, decodeFull, func(line int, _ []byte, w *wireUser) error {
 			u, err := w.fullUser()
 			if err != nil {
 				return &LineError{Input: "export", Line: line, Err: err}
@@ -217,10 +227,12 @@ func ReadExport(r io.Reader) iter.Seq2[linking.User, error] {
 // errStop ends a read early without an error.
 var errStop = errors.New("backfill: stop")
 
-// readWire decodes the users of an export and calls fn for each, with its
-// line number (or position in a JSON array). fn must not keep w. An error of
-// fn ends the read and is returned as it is.
-func readWire(r io.Reader, fn func(line int, w *wireUser) error) error {
+// readWire decodes the users of an export with decode, maybe on other
+// goroutines, and calls fn for each, with its line number (or position in a
+// JSON array), and the line as read. An error of decode is the line's. fn
+// must not keep raw or w. An error of fn ends the read and is returned as it
+// is.
+func readWire(r io.Reader, decode decoder, fn func(line int, raw []byte, w *wireUser) error) error {
 	br := bufio.NewReaderSize(r, 1<<16)
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
@@ -238,15 +250,9 @@ func readWire(r io.Reader, fn func(line int, w *wireUser) error) error {
 		return &LineError{Input: "export", Line: 1, Err: readProblem(err)}
 	}
 	if first == '[' {
-		return readArray(br, fn)
+		return readArray(br, decode, fn)
 	}
-	return readLines(br, "export", func(line int, b []byte) error {
-		var w wireUser
-		if err := json.Unmarshal(b, &w); err != nil {
-			return &LineError{Input: "export", Line: line, Err: jsonProblem(err)}
-		}
-		return fn(line, &w)
-	})
+	return decodeLines(br, decode, fn)
 }
 
 // firstByte returns the first byte of br that is not white space, without
@@ -266,17 +272,21 @@ func firstByte(br *bufio.Reader) (byte, error) {
 }
 
 // readArray decodes a JSON array of users.
-func readArray(r io.Reader, fn func(line int, w *wireUser) error) error {
+func readArray(r io.Reader, decode decoder, fn func(line int, raw []byte, w *wireUser) error) error {
 	d := json.NewDecoder(r)
 	if _, err := d.Token(); err != nil {
 		return &LineError{Input: "export", Line: 1, Err: jsonProblem(err)}
 	}
 	for n := 1; d.More(); n++ {
-		var w wireUser
-		if err := d.Decode(&w); err != nil {
+		var raw json.RawMessage
+		if err := d.Decode(&raw); err != nil {
 			return &LineError{Input: "export", Line: n, Err: jsonProblem(err)}
 		}
-		if err := fn(n, &w); err != nil {
+		var w wireUser
+		if err := decode(raw, &w); err != nil {
+			return lineError(n, err)
+		}
+		if err := fn(n, raw, &w); err != nil {
 			return err
 		}
 	}

@@ -168,18 +168,25 @@ func (p Planner) Plan(ctx context.Context, open func() (io.ReadCloser, error), w
 	// First read: how many users hold each email (by hash; emails whose
 	// hashes collide are told apart when their groups are decided).
 	counts := make(map[uint64]int32)
-	err := readFile(ctx, open, func(_ int, wu *wireUser) error {
-		s.Users++
+	validate := func(raw []byte, wu *wireUser) error {
+		if err := decodeFull(raw, wu); err != nil {
+			return err
+		}
 		if _, err := wu.user(); err != nil {
 			return err
 		}
-		switch email, err := linking.NormalizeEmail(wu.Email); {
+		wu.normalize()
+		return nil
+	}
+	err := readFile(ctx, open, validate, func(_ int, _ []byte, wu *wireUser) error {
+		s.Users++
+		switch {
 		case wu.Email == "":
 			s.NoEmail++
-		case err != nil:
+		case wu.norm == "":
 			s.InvalidEmail++
 		default:
-			counts[maphash.String(seed, email)]++
+			counts[maphash.String(seed, wu.norm)]++
 		}
 		return nil
 	})
@@ -201,13 +208,12 @@ func (p Planner) Plan(ctx context.Context, open func() (io.ReadCloser, error), w
 	pending := make(map[uint64][]linking.User)
 	users := 0
 	changed := errors.New("the export changed between the two reads")
-	err = readFile(ctx, open, func(line int, wu *wireUser) error {
+	err = readFile(ctx, open, decodeEmail, func(line int, raw []byte, wu *wireUser) error {
 		users++
-		email, err := linking.NormalizeEmail(wu.Email)
-		if wu.Email == "" || err != nil {
+		if wu.norm == "" {
 			return nil
 		}
-		h := maphash.String(seed, email)
+		h := maphash.String(seed, wu.norm)
 		n := counts[h]
 		if n < 2 {
 			if n == 0 {
@@ -215,9 +221,16 @@ func (p Planner) Plan(ctx context.Context, open func() (io.ReadCloser, error), w
 			}
 			return nil
 		}
-		u, err := wu.fullUser()
+		var full wireUser
+		if err := decodeFull(raw, &full); err != nil {
+			return &LineError{Input: "export", Line: line, Err: err}
+		}
+		u, err := full.fullUser()
 		if err != nil {
 			return &LineError{Input: "export", Line: line, Err: err}
+		}
+		if email, _ := linking.NormalizeEmail(u.Email); email != wu.norm {
+			return &LineError{Input: "export", Line: line, Err: changed}
 		}
 		group := append(pending[h], u)
 		if int32(len(group)) < n {
@@ -242,20 +255,20 @@ func (p Planner) Plan(ctx context.Context, open func() (io.ReadCloser, error), w
 
 // readFile opens an export and reads it with readWire, checking ctx every
 // few thousand users.
-func readFile(ctx context.Context, open func() (io.ReadCloser, error), fn func(line int, w *wireUser) error) error {
+func readFile(ctx context.Context, open func() (io.ReadCloser, error), decode decoder, fn func(line int, raw []byte, w *wireUser) error) error {
 	rc, err := open()
 	if err != nil {
 		return fmt.Errorf("backfill: open export: %w", err)
 	}
 	defer rc.Close()
 	n := 0
-	return readWire(rc, func(line int, w *wireUser) error {
+	return readWire(rc, decode, func(line int, raw []byte, w *wireUser) error {
 		if n++; n%4096 == 0 {
 			if err := ctx.Err(); err != nil {
 				return fmt.Errorf("backfill: plan: %w", err)
 			}
 		}
-		if err := fn(line, w); err != nil {
+		if err := fn(line, raw, w); err != nil {
 			var le *LineError
 			if errors.As(err, &le) {
 				return err

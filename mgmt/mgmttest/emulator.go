@@ -17,6 +17,9 @@
 //	GET    /api/v2/connections?name=&strategy=
 //	DELETE /api/v2/users/{id}/refresh-tokens
 //	DELETE /api/v2/users/{id}/sessions
+//	POST   /api/v2/jobs/users-exports                     export job, format json
+//	GET    /api/v2/jobs/{id}
+//	GET    /exports/{id}.json.gz?Expires=&Signature=      the export: a pre-signed URL, no token
 //
 // Every /api/v2 request needs a bearer token from /oauth/token whose scopes
 // cover the route. The Emulator can limit the request rate with a token
@@ -66,6 +69,13 @@ const (
 	// tenant's sessions of the user (linkingtest.Tenant.RevokeSessions).
 	RouteRevokeRefreshTokens Route = "DELETE /api/v2/users/{id}/refresh-tokens"
 	RouteRevokeSessions      Route = "DELETE /api/v2/users/{id}/sessions"
+	// RouteCreateExport creates a users-exports job, and RouteJob reads a
+	// job; RouteExportDownload is the location of a completed export, which
+	// is not an /api/v2 route: it takes no token, is not rate limited and is
+	// not counted by APIRequests.
+	RouteCreateExport   Route = "POST /api/v2/jobs/users-exports"
+	RouteJob            Route = "GET /api/v2/jobs/{id}"
+	RouteExportDownload Route = "GET /exports/{file}"
 	// RouteOther is every other /api/v2 request; it answers 404.
 	RouteOther Route = "/api/v2/"
 )
@@ -154,6 +164,8 @@ type Emulator struct {
 	apiCount int
 	faults   map[Route][]fault
 	drops    map[Route]int
+
+	exports exportJobs
 }
 
 // fault is n requests answered with status.
@@ -190,6 +202,9 @@ func NewEmulator(tenant *linkingtest.Tenant, opts ...Option) *Emulator {
 	e.handleAPI(RouteConnections, "read:connections", e.connections)
 	e.handleAPI(RouteRevokeRefreshTokens, "delete:refresh_tokens", e.revokeSessions)
 	e.handleAPI(RouteRevokeSessions, "delete:sessions", e.revokeSessions)
+	e.handleAPI(RouteCreateExport, "read:users", e.createExport)
+	e.handleAPI(RouteJob, "read:users", e.getJob)
+	e.mux.Handle(string(RouteExportDownload), e.endpoint(RouteExportDownload, "", e.downloadExport))
 	e.handleAPI(RouteOther, "", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "Not Found", "")
 	})
@@ -293,7 +308,7 @@ func (e *Emulator) handleAPI(route Route, scope string, h http.HandlerFunc) {
 // /api/v2), check the token (when scope is set), inject faults, then answer,
 // or commit and drop the connection.
 func (e *Emulator) endpoint(route Route, scope string, h http.HandlerFunc) http.Handler {
-	isAPI := route != RouteToken
+	isAPI := route != RouteToken && route != RouteExportDownload
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.mu.Lock()
 		e.requests[route]++

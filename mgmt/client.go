@@ -94,13 +94,21 @@ func WithManagementOptions(opts ...management.Option) Option {
 //
 // The application needs the scopes read:users and update:users, and
 // read:connections when Store.ResolveConnectionIDs is set (see the package
-// documentation for the others).
+// documentation for the others). The Store's HTTPClient is the client of its
+// API requests, without their token.
 func New(ctx context.Context, domain, clientID, clientSecret string, opts ...Option) (*Store, error) {
-	m, err := NewManagement(ctx, domain, clientID, clientSecret, opts...)
+	cfg := newConfig(opts)
+	client, err := cfg.httpClient()
 	if err != nil {
 		return nil, err
 	}
-	return NewStore(m), nil
+	m, err := cfg.management(ctx, domain, clientID, clientSecret, client)
+	if err != nil {
+		return nil, err
+	}
+	s := NewStore(m)
+	s.HTTPClient = client
+	return s, nil
 }
 
 // NewManagement returns a go-auth0 Management client for domain (e.g.
@@ -113,14 +121,24 @@ func New(ctx context.Context, domain, clientID, clientSecret string, opts ...Opt
 // give a long-lived one (e.g. the process's), never a request's, or the
 // client stops working when that request ends.
 func NewManagement(ctx context.Context, domain, clientID, clientSecret string, opts ...Option) (*management.Management, error) {
-	cfg := config{retry: DefaultRetryStrategy}
-	for _, opt := range opts {
-		opt(&cfg)
-	}
+	cfg := newConfig(opts)
 	client, err := cfg.httpClient()
 	if err != nil {
 		return nil, err
 	}
+	return cfg.management(ctx, domain, clientID, clientSecret, client)
+}
+
+func newConfig(opts []Option) config {
+	cfg := config{retry: DefaultRetryStrategy}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	return cfg
+}
+
+// management returns a go-auth0 client that sends its requests with client.
+func (cfg *config) management(ctx context.Context, domain, clientID, clientSecret string, client *http.Client) (*management.Management, error) {
 	// The token source sends its requests with the client in its context,
 	// and with http.DefaultClient (no timeout, system roots) otherwise.
 	tokenCtx := context.WithValue(ctx, oauth2.HTTPClient, client)

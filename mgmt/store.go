@@ -23,7 +23,18 @@
 // retries, or with NewStore over a client of your own. The machine-to-machine
 // application needs the scopes read:users and update:users; add
 // read:connections with Store.ResolveConnectionIDs, and delete:refresh_tokens
-// and delete:sessions for RevokeSessions.
+// and delete:sessions for RevokeSessions. ExportUsers needs read:users only.
+//
+// # Exporting users
+//
+// Store.ExportUsers writes the tenant's users to an io.Writer as Auth0's
+// users-exports job makes them: gzipped newline-delimited JSON, one user per
+// line, the form backfill.ReadExport reads. It costs one API call to create
+// the job, one per read of the job until Auth0 completes it (waits of
+// Store.ExportBackoff in between: 250 ms doubling up to 5 s by default), and
+// the download of the file, which is not an API call: Auth0 hands a
+// pre-signed URL, fetched with Store.HTTPClient and no token. Bound the
+// whole export with the ctx you give it; a large tenant's job takes minutes.
 //
 // The package mgmttest has an emulator of the Management API, backed by the
 // in-memory tenant of linkingtest, to run a Store against in tests.
@@ -46,8 +57,8 @@ import (
 
 // Store is a linking.UserStore over the Auth0 Management API.
 //
-// A Store is safe for concurrent use. Set ResolveConnectionIDs, if needed,
-// before the Store is used.
+// A Store is safe for concurrent use. Set its fields, if needed, before the
+// Store is used.
 type Store struct {
 	// ResolveConnectionIDs makes Link send the connection_id of a secondary
 	// identity from an "auth0" database connection when the tenant has
@@ -57,6 +68,16 @@ type Store struct {
 	// cost no extra call, and in a tenant with one database connection no
 	// connection_id is sent.
 	ResolveConnectionIDs bool
+
+	// ExportBackoff says how long ExportUsers waits before each read of its
+	// export job; nil means DefaultExportBackoff.
+	ExportBackoff Backoff
+
+	// HTTPClient downloads the file of ExportUsers, which is not a
+	// Management API call and carries no token. New sets it to the client of
+	// the API requests (its timeout, its trusted roots); nil means a client
+	// with DefaultTimeout.
+	HTTPClient *http.Client
 
 	m *management.Management
 

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -309,4 +310,106 @@ func TestExportUsersWriteError(t *testing.T) {
 		t.Fatalf("ExportUsers: got %v, want the writer's error", err)
 	}
 	checkSentinels(t, err)
+}
+
+// exportFake is a fake API whose export job completes at once, with its
+// file served by file.
+func exportFake(t *testing.T, file http.HandlerFunc) *fakeAPI {
+	t.Helper()
+	f := newFakeAPI(t)
+	f.handle("POST /api/v2/jobs/users-exports", http.StatusOK, `{"type":"users_export","status":"pending","format":"json","id":"job_fake"}`)
+	f.handle("GET /api/v2/jobs/job_fake", http.StatusOK, `{"type":"users_export","status":"completed","format":"json","id":"job_fake","location":"`+f.URL+`/file"}`)
+	f.mux.HandleFunc("GET /file", file)
+	return f
+}
+
+// TestExportUsersDownloadTimeout: the HTTP client's Timeout bounds the wait
+// for the download's answer, not the transfer of a large file; a transfer
+// cut short is an error wrapping linking.ErrUnavailable.
+func TestExportUsersDownloadTimeout(t *testing.T) {
+	const timeout = 500 * time.Millisecond
+	client := mgmt.WithHTTPClient(&http.Client{Timeout: timeout})
+
+	t.Run("slow transfer", func(t *testing.T) {
+		t.Parallel()
+		f := exportFake(t, func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, "first half,")
+			http.NewResponseController(w).Flush()
+			select { // past the client's Timeout
+			case <-time.After(2 * timeout):
+			case <-r.Context().Done():
+				return
+			}
+			_, _ = io.WriteString(w, " second half")
+		})
+		var buf bytes.Buffer
+		if err := fastExport(f.store(t, client)).ExportUsers(context.Background(), &buf); err != nil {
+			t.Fatalf("ExportUsers: %v", err)
+		}
+		if got, want := buf.String(), "first half, second half"; got != want {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	})
+
+	t.Run("no answer", func(t *testing.T) {
+		t.Parallel()
+		f := exportFake(t, func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+		err := fastExport(f.store(t, client)).ExportUsers(context.Background(), io.Discard)
+		checkSentinels(t, err, linking.ErrUnavailable)
+		if !strings.Contains(err.Error(), "no answer within the client's timeout") {
+			t.Errorf("got %v, want it to name the client's timeout", err)
+		}
+	})
+
+	t.Run("cut short", func(t *testing.T) {
+		t.Parallel()
+		f := exportFake(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "100")
+			_, _ = io.WriteString(w, "ten bytes.")
+		})
+		err := fastExport(f.store(t, client)).ExportUsers(context.Background(), io.Discard)
+		checkSentinels(t, err, linking.ErrUnavailable)
+	})
+}
+
+// ExampleStore_ExportUsers exports a tenant through the go-auth0 SDK,
+// against the emulator, and reads the export back.
+func ExampleStore_ExportUsers() {
+	srv := mgmttest.NewServer(linkingtest.NewTenant(exportUsers...))
+	defer srv.Close()
+	store, err := mgmt.New(context.Background(), srv.Domain(), srv.ClientID(), srv.ClientSecret(), srv.ClientOptions()...)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	var export bytes.Buffer // in production: a file, export.json.gz
+	if err := store.ExportUsers(context.Background(), &export); err != nil {
+		fmt.Println(err)
+		return
+	}
+	zr, err := gzip.NewReader(&export)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	lines := json.NewDecoder(zr)
+	for {
+		var u struct {
+			UserID     string            `json:"user_id"`
+			Identities []json.RawMessage `json:"identities"`
+		}
+		if err := lines.Decode(&u); err == io.EOF {
+			break
+		} else if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Println(u.UserID, len(u.Identities), "identities")
+	}
+	fmt.Println("API calls:", srv.APIRequests(), "downloads:", srv.Requests(mgmttest.RouteExportDownload))
+	// Output:
+	// auth0|64b7f0c2a1e3d4c5b6a79801 2 identities
+	// email|7750a1b2c3d4e5f6a7b8c9d1 1 identities
+	// google-oauth2|104551234567890123456 1 identities
+	// API calls: 2 downloads: 1
 }

@@ -25,7 +25,10 @@ type Backoff func(n int) time.Duration
 // 5 s.
 func DefaultExportBackoff(n int) time.Duration {
 	const first, most = 250 * time.Millisecond, 5 * time.Second
-	if n >= 5 { // 250 ms << 5 is past most already
+	switch {
+	case n <= 0:
+		return first
+	case n >= 5: // 250 ms << 5 is past most already
 		return most
 	}
 	return min(first<<n, most)

@@ -413,3 +413,14 @@ func ExampleStore_ExportUsers() {
 	// google-oauth2|104551234567890123456 1 identities
 	// API calls: 2 downloads: 1
 }
+
+func TestDefaultExportBackoff(t *testing.T) {
+	ms := time.Millisecond
+	for n, want := range map[int]time.Duration{
+		-1: 250 * ms, 0: 250 * ms, 1: 500 * ms, 2: 1000 * ms, 3: 2000 * ms, 4: 4000 * ms, 5: 5000 * ms, 64: 5000 * ms,
+	} {
+		if got := mgmt.DefaultExportBackoff(n); got != want {
+			t.Errorf("DefaultExportBackoff(%d): got %v, want %v", n, got, want)
+		}
+	}
+}

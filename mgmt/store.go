@@ -25,19 +25,21 @@
 // read:connections with Store.ResolveConnectionIDs, and delete:refresh_tokens
 // and delete:sessions for RevokeSessions. ExportUsers needs read:users only.
 //
+// The package mgmttest has an emulator of the Management API, backed by the
+// in-memory tenant of linkingtest, to run a Store against in tests.
+//
 // # Exporting users
 //
 // Store.ExportUsers writes the tenant's users to an io.Writer as Auth0's
 // users-exports job makes them: gzipped newline-delimited JSON, one user per
 // line, the form backfill.ReadExport reads. It costs one API call to create
-// the job, one per read of the job until Auth0 completes it (waits of
-// Store.ExportBackoff in between: 250 ms doubling up to 5 s by default), and
-// the download of the file, which is not an API call: Auth0 hands a
-// pre-signed URL, fetched with Store.HTTPClient and no token. Bound the
-// whole export with the ctx you give it; a large tenant's job takes minutes.
-//
-// The package mgmttest has an emulator of the Management API, backed by the
-// in-memory tenant of linkingtest, to run a Store against in tests.
+// the job and one per read of the job until Auth0 completes it, with the
+// waits of Store.ExportBackoff in between (250 ms doubling up to 5 s by
+// default); then it downloads the file, which is not an API call: Auth0
+// hands a pre-signed URL, fetched with Store.HTTPClient and no token, whose
+// Timeout bounds the wait for the answer but not the transfer. Bound the
+// whole export with the ctx you give it: a large tenant's job takes minutes.
+// A job that Auth0 ends "failed" is an error wrapping ErrExportFailed.
 package mgmt
 
 import (

@@ -280,6 +280,8 @@ func lookup(v any, path string) (any, bool) {
 // getJob answers GET /api/v2/jobs/{id}. Each read of an export job moves it
 // on (see WithExportPolls); once completed, its location is a URL of the
 // Emulator that serves the export without a token (see downloadExport).
+// Auth0 accepts a token with any of read:users, create:users and
+// create:passwords_checking_job here; the Emulator asks for read:users.
 func (e *Emulator) getJob(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	x := &e.exports

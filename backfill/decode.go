@@ -159,13 +159,13 @@ func (b *lineBatch) decode(decode decoder) {
 	close(b.ready)
 }
 
-// decodeEmail sets w.Email and w.norm from the line, and nothing else. It
-// reads the top-level "email" member without decoding the rest, and falls
-// back to decodeFull for anything unusual (escapes in keys, a key that
-// differs from "email" only in case, a value that is not a string or not
-// valid UTF-8).
+// decodeEmail sets w.Email, w.UserID and w.norm from the line, and nothing
+// else. It reads the top-level "email" and "user_id" members without
+// decoding the rest, and falls back to decodeFull for anything unusual
+// (escapes in keys or values, a key that differs from "email" or "user_id"
+// only in case, a value that is not a string or null, invalid UTF-8).
 func decodeEmail(raw []byte, w *wireUser) error {
-	email, ok := topLevelEmail(raw)
+	top, ok := topLevel(raw)
 	if !ok {
 		if err := decodeFull(raw, w); err != nil {
 			return err
@@ -173,68 +173,98 @@ func decodeEmail(raw []byte, w *wireUser) error {
 		w.normalize()
 		return nil
 	}
-	w.Email = email
+	w.Email, w.UserID = top.email, top.userID
 	w.normalize()
 	return nil
 }
 
-// topLevelEmail returns the string value of the top-level "email" member of
-// the JSON object b (the last one, as encoding/json does; "" when there is
-// none or it is null). ok is false when b is not a plain JSON object, or
-// holds something topLevelEmail leaves to encoding/json.
-func topLevelEmail(b []byte) (email string, ok bool) {
+// checkExportLine is the decoder of the first read of a plan: it checks that the
+// line is valid JSON, and takes its email and user id as decodeEmail does.
+// A line without a user id is decoded in full, so that its error says what
+// is wrong.
+func checkExportLine(raw []byte, w *wireUser) error {
+	if !json.Valid(raw) {
+		return decodeFull(raw, w) // for encoding/json's description
+	}
+	if err := decodeEmail(raw, w); err != nil {
+		return err
+	}
+	if w.UserID == "" {
+		_, err := w.user()
+		return err
+	}
+	return nil
+}
+
+// members are the top-level members topLevel reads.
+type members struct {
+	email, userID string
+}
+
+// topLevel returns the string values of the top-level "email" and
+// "user_id" members of the JSON object b (the last ones, as encoding/json
+// does; null leaves a value as it is; "" when absent). ok is false when b is not a plain JSON
+// object, or holds something topLevel leaves to encoding/json. It checks
+// only what it needs to find the members: run json.Valid for the rest.
+func topLevel(b []byte) (m members, ok bool) {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
-		return "", false
+		return m, false
 	}
 	i = skipSpace(b, i+1)
 	if i < len(b) && b[i] == '}' {
-		return "", skipSpace(b, i+1) == len(b)
+		return m, skipSpace(b, i+1) == len(b)
 	}
 	for {
 		if i >= len(b) || b[i] != '"' {
-			return "", false
+			return m, false
 		}
 		end, escaped := scanString(b, i)
 		if end < 0 || escaped {
-			return "", false
+			return m, false
 		}
 		key := b[i+1 : end-1]
 		i = skipSpace(b, end)
 		if i >= len(b) || b[i] != ':' {
-			return "", false
+			return m, false
 		}
 		i = skipSpace(b, i+1)
-		if bytes.EqualFold(key, []byte("email")) {
-			if string(key) != "email" {
-				return "", false
+		var dst *string
+		switch {
+		case string(key) == "email":
+			dst = &m.email
+		case string(key) == "user_id":
+			dst = &m.userID
+		case bytes.EqualFold(key, []byte("email")), bytes.EqualFold(key, []byte("user_id")):
+			return m, false
+		}
+		switch {
+		case dst == nil:
+			if i = skipValue(b, i); i < 0 {
+				return m, false
 			}
-			switch {
-			case bytes.HasPrefix(b[i:], []byte("null")):
-				email, i = "", i+4
-			case i < len(b) && b[i] == '"':
-				end, escaped := scanString(b, i)
-				if end < 0 || escaped || !utf8.Valid(b[i+1:end-1]) {
-					return "", false
-				}
-				email, i = string(b[i+1:end-1]), end
-			default:
-				return "", false
+		case bytes.HasPrefix(b[i:], []byte("null")):
+			i += 4 // encoding/json leaves the string as it is
+		case i < len(b) && b[i] == '"':
+			end, escaped := scanString(b, i)
+			if end < 0 || escaped || !utf8.Valid(b[i+1:end-1]) {
+				return m, false
 			}
-		} else if i = skipValue(b, i); i < 0 {
-			return "", false
+			*dst, i = string(b[i+1:end-1]), end
+		default:
+			return m, false
 		}
 		i = skipSpace(b, i)
 		if i >= len(b) {
-			return "", false
+			return m, false
 		}
 		switch b[i] {
 		case ',':
 			i = skipSpace(b, i+1)
 		case '}':
-			return email, skipSpace(b, i+1) == len(b)
+			return m, skipSpace(b, i+1) == len(b)
 		default:
-			return "", false
+			return m, false
 		}
 	}
 }

@@ -150,8 +150,11 @@ type Planner struct {
 // of distinct emails and with the size of groups still open, not with the
 // size of the export.
 //
-// An export line that is not a user is an error wrapping *LineError, found
-// by the first read, before anything is written. An export that changes
+// The first read checks that every line is valid JSON with a user_id, and
+// reads its email; the second decodes in full only the users of shared
+// emails, and checks them (identities, created_at, types). A line that fails
+// is an error wrapping *LineError; a malformed or truncated line is found by
+// the first read, before anything is written. An export that changes
 // between the two reads is an error. On error, w may hold part of a plan:
 // discard it.
 func (p Planner) Plan(ctx context.Context, open func() (io.ReadCloser, error), w io.Writer) (Summary, error) {
@@ -168,17 +171,7 @@ func (p Planner) Plan(ctx context.Context, open func() (io.ReadCloser, error), w
 	// First read: how many users hold each email (by hash; emails whose
 	// hashes collide are told apart when their groups are decided).
 	counts := make(map[uint64]int32)
-	validate := func(raw []byte, wu *wireUser) error {
-		if err := decodeFull(raw, wu); err != nil {
-			return err
-		}
-		if _, err := wu.user(); err != nil {
-			return err
-		}
-		wu.normalize()
-		return nil
-	}
-	err := readFile(ctx, open, validate, func(_ int, _ []byte, wu *wireUser) error {
+	err := readFile(ctx, open, checkExportLine, func(_ int, _ []byte, wu *wireUser) error {
 		s.Users++
 		switch {
 		case wu.Email == "":

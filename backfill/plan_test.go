@@ -207,7 +207,8 @@ func TestPlanBadExport(t *testing.T) {
 		{"malformed line", []byte(good + "\n" + good2 + "\n\n{not json}\n"), 4},
 		{"truncated last line", []byte(good + "\n" + good2 + "\n" + good[:40]), 3},
 		{"no identities", []byte(good + "\n" + `{"user_id":"auth0|3","email":"a@example.com","identities":[]}` + "\n"), 2},
-		{"bad created_at", []byte(strings.Replace(good, `"email_verified"`, `"created_at":"yesterday","email_verified"`, 1) + "\n"), 1},
+		{"bad created_at in a group", []byte(good2 + "\n" + strings.Replace(good, `"email_verified"`, `"created_at":"yesterday","email_verified"`, 1) + "\n"), 2},
+		{"no user_id", []byte(good + "\n" + `{"email":"b@example.com"}` + "\n"), 2},
 		{"wrong type", []byte(good + "\n" + `{"user_id":"auth0|3","email":7}` + "\n"), 2},
 		{"truncated gzip", gzipped(good+"\n"+good2+"\n", 12), 3},
 	}

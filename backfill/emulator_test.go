@@ -3,11 +3,16 @@ package backfill_test
 import (
 	"context"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/idlink/linking/backfill"
 	"github.com/idlink/linking/backfill/backfilltest"
+	"github.com/idlink/linking/linkingtest"
 	"github.com/idlink/linking/mgmt"
 	"github.com/idlink/linking/mgmt/mgmttest"
 )
@@ -107,5 +112,33 @@ func TestEmulator(t *testing.T) {
 				t.Errorf("got %d answers 429, want none", statuses.count(http.StatusTooManyRequests))
 			}
 		})
+	}
+}
+
+// TestEmulatorExport plans from the export the emulator serves through
+// mgmt.Store.ExportUsers (Auth0's users-exports job, gzipped NDJSON): the
+// plan holds exactly the expected links.
+func TestEmulatorExport(t *testing.T) {
+	spec := backfilltest.Spec{Seed: 9, Users: 10_000, Groups: 25}
+	srv := mgmttest.NewServer(linkingtest.NewTenant(spec.All()...))
+	defer srv.Close()
+	store := srv.Store(t)
+	path := filepath.Join(t.TempDir(), "export.json.gz")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.ExportUsers(context.Background(), f); err != nil {
+		t.Fatalf("ExportUsers: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	planPath, s := makePlan(t, t.TempDir(), path, backfill.Planner{Policy: backfilltest.Policy()})
+	if s.Users != spec.Users {
+		t.Errorf("got %d users in the export, want %d", s.Users, spec.Users)
+	}
+	if diff := cmp.Diff(spec.Expected().Links, planLinks(readPlan(t, planPath))); diff != "" {
+		t.Errorf("plan links (-want +got):\n%s", diff)
 	}
 }

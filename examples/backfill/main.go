@@ -1,6 +1,7 @@
 // Command backfill merges the duplicate users an Auth0 tenant already has:
 // plan from a user export, review, apply at the rate limit, undo.
 //
+//	backfill export -domain D -out export.json.gz
 //	backfill plan  -in export.json.gz -out plan.jsonl [-summary summary.json]
 //	backfill apply -domain D -plan plan.jsonl -journal journal.jsonl [-rate N] [-apply]
 //	backfill undo  -domain D -journal journal.jsonl [-rate N] [-apply]
@@ -51,6 +52,7 @@ func main() {
 }
 
 const usage = `usage:
+  backfill export -domain DOMAIN -out EXPORT [client flags]
   backfill plan  -in EXPORT -out PLAN [-summary FILE] [policy flags]
   backfill apply -domain DOMAIN -plan PLAN -journal JOURNAL [-rate N -burst M] [-apply] [policy and client flags]
   backfill undo  -domain DOMAIN -journal JOURNAL [-rate N -burst M] [-apply] [client flags]
@@ -65,6 +67,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitRefused
 	}
 	switch args[0] {
+	case "export":
+		return runExport(ctx, args[1:], stdout, stderr)
 	case "plan":
 		return runPlan(ctx, args[1:], stdout, stderr)
 	case "apply", "undo":
@@ -212,18 +216,103 @@ func printPlanSummary(w io.Writer, s backfill.Summary, out, summaryPath string, 
 	}
 }
 
+// clientFlags are the flags that reach the tenant.
+type clientFlags struct {
+	domain, clientID, clientSecret, caFile string
+	insecureHTTP                           bool
+}
+
+func (c *clientFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.domain, "domain", os.Getenv("AUTH0_DOMAIN"), "the tenant's `domain`, e.g. example.eu.auth0.com (default $AUTH0_DOMAIN)")
+	fs.StringVar(&c.clientID, "client-id", os.Getenv("AUTH0_CLIENT_ID"), "the machine-to-machine application's client `id` (default $AUTH0_CLIENT_ID)")
+	fs.StringVar(&c.clientSecret, "client-secret", "", "the client `secret`; prefer $AUTH0_CLIENT_SECRET, which other users of the machine cannot see")
+	fs.StringVar(&c.caFile, "ca", "", "PEM `file` of the certificate authority to trust for the domain (a local emulator over HTTPS)")
+	fs.BoolVar(&c.insecureHTTP, "insecure-http", false, "speak plain HTTP to the domain, secret included: a local emulator only")
+}
+
+// store returns a Store over the tenant, or an error worded for the
+// operator.
+func (c *clientFlags) store() (*mgmt.Store, error) {
+	if c.clientSecret == "" {
+		c.clientSecret = os.Getenv("AUTH0_CLIENT_SECRET")
+	}
+	if c.domain == "" || c.clientID == "" || c.clientSecret == "" {
+		return nil, errors.New("the domain, client id and client secret are required (-domain, -client-id, $AUTH0_CLIENT_SECRET)")
+	}
+	var opts []mgmt.Option
+	if c.insecureHTTP {
+		opts = append(opts, mgmt.WithInsecureHTTP())
+	}
+	if c.caFile != "" {
+		pem, err := os.ReadFile(c.caFile)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("no certificate in %s", c.caFile)
+		}
+		opts = append(opts, mgmt.WithRootCAs(pool))
+	}
+	// The token source lives as long as the process, not as the run's
+	// ctx: an interrupt must not stop the call in flight from completing.
+	return mgmt.New(context.Background(), c.domain, c.clientID, c.clientSecret, opts...)
+}
+
+func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("export", flag.ContinueOnError)
+	out := fs.String("out", "export.json.gz", "the `file` to write the export to (gzipped newline-delimited JSON, as Auth0 makes it)")
+	timeout := fs.Duration("timeout", time.Hour, "how long to wait for the export job and its download")
+	var cf clientFlags
+	cf.register(fs)
+	if ok, code := parse(fs, args, stderr); !ok {
+		return code
+	}
+	store, err := cf.store()
+	if err != nil {
+		fmt.Fprintf(stderr, "backfill export: %v\n", err)
+		return exitRefused
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	start := time.Now()
+	var n countWriter
+	_, err = writeAtomically(*out, func(w io.Writer) (struct{}, error) {
+		n.w = w
+		return struct{}{}, store.ExportUsers(ctx, &n)
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "backfill export: %v\nnothing written\n", err)
+		if errors.Is(err, linking.ErrUnavailable) {
+			return exitIncomplete
+		}
+		return exitError
+	}
+	fmt.Fprintf(stdout, "exported %d bytes in %v -> %s\n", n.n, time.Since(start).Round(time.Millisecond), *out)
+	return exitDone
+}
+
+// countWriter counts the bytes written through it.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
 func runApply(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	domain := fs.String("domain", os.Getenv("AUTH0_DOMAIN"), "the tenant's `domain`, e.g. example.eu.auth0.com (default $AUTH0_DOMAIN)")
-	clientID := fs.String("client-id", os.Getenv("AUTH0_CLIENT_ID"), "the machine-to-machine application's client `id` (default $AUTH0_CLIENT_ID)")
-	clientSecret := fs.String("client-secret", "", "the client `secret`; prefer $AUTH0_CLIENT_SECRET, which other users of the machine cannot see")
+	var cf clientFlags
+	cf.register(fs)
 	planPath := fs.String("plan", "plan.jsonl", "the reviewed plan `file`")
 	journalPath := fs.String("journal", "journal.jsonl", "the journal `file`: created by the first apply, read and extended by every later run")
 	rate := fs.Float64("rate", backfill.DefaultRate, "Management API `requests` per second; at most the tenant's limit")
 	burst := fs.Int("burst", 1, "`requests` that may go at once after a pause")
 	write := fs.Bool("apply", false, "write to the tenant; without it, a dry run that only checks and counts")
-	caFile := fs.String("ca", "", "PEM `file` of the certificate authority to trust for the domain (a local emulator over HTTPS)")
-	insecureHTTP := fs.Bool("insecure-http", false, "speak plain HTTP to the domain, secret included: a local emulator only")
 	var pf policyFlags
 	if cmd == "apply" {
 		pf.register(fs)
@@ -233,16 +322,13 @@ func runApply(ctx context.Context, cmd string, args []string, stdout, stderr io.
 	if ok, code := parse(fs, args, stderr); !ok {
 		return code
 	}
-	if *clientSecret == "" {
-		*clientSecret = os.Getenv("AUTH0_CLIENT_SECRET")
-	}
 	policy, err := pf.policy()
 	if err != nil {
 		fmt.Fprintf(stderr, "backfill %s: %v\n", cmd, err)
 		return exitRefused
 	}
-	if *domain == "" || (*write && (*clientID == "" || *clientSecret == "")) {
-		fmt.Fprintf(stderr, "backfill %s: -domain, and with -apply the client id and secret, are required\n", cmd)
+	if cf.domain == "" {
+		fmt.Fprintf(stderr, "backfill %s: -domain is required: the journal is bound to the tenant\n", cmd)
 		return exitRefused
 	}
 	if *rate <= 0 {
@@ -250,28 +336,9 @@ func runApply(ctx context.Context, cmd string, args []string, stdout, stderr io.
 		return exitRefused
 	}
 
-	a := &backfill.Applier{Tenant: *domain, Policy: policy, Rate: *rate, Burst: *burst, DryRun: !*write}
+	a := &backfill.Applier{Tenant: cf.domain, Policy: policy, Rate: *rate, Burst: *burst, DryRun: !*write}
 	if *write {
-		var opts []mgmt.Option
-		if *insecureHTTP {
-			opts = append(opts, mgmt.WithInsecureHTTP())
-		}
-		if *caFile != "" {
-			pem, err := os.ReadFile(*caFile)
-			if err != nil {
-				fmt.Fprintf(stderr, "backfill %s: %v\n", cmd, err)
-				return exitRefused
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				fmt.Fprintf(stderr, "backfill %s: no certificate in %s\n", cmd, *caFile)
-				return exitRefused
-			}
-			opts = append(opts, mgmt.WithRootCAs(pool))
-		}
-		// The token source lives as long as the process, not as ctx: an
-		// interrupt must not stop the call in flight from completing.
-		store, err := mgmt.New(context.Background(), *domain, *clientID, *clientSecret, opts...)
+		store, err := cf.store()
 		if err != nil {
 			fmt.Fprintf(stderr, "backfill %s: %v\n", cmd, err)
 			return exitRefused

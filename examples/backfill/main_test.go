@@ -110,16 +110,26 @@ var userOpts = cmp.Options{
 	cmpopts.EquateEmpty(),
 }
 
-// TestWalkthrough runs the README's walk-through against the emulator: plan,
-// dry run, apply, a rerun that has nothing left to do, undo; the tenant ends
-// as it began.
+// TestWalkthrough runs the README's walk-through against the emulator:
+// export, plan, dry run, apply, a rerun that has nothing left to do, undo;
+// the tenant ends as it began.
 func TestWalkthrough(t *testing.T) {
 	tenant, users := loadTenant(t)
 	c := newCLI(t, tenant)
 	ctx := context.Background()
 	links := len(testdataSpec.Expected().Links)
 
-	code, out, errOut := c.run(ctx, "plan", "-in", filepath.Join("testdata", "users.json"), "-out", c.path("plan.jsonl"),
+	exportArgs := append([]string{"export", "-out", c.path("export.json.gz")}, c.args...)
+	code, out, errOut := c.run(ctx, exportArgs...)
+	if code != exitDone || !strings.Contains(out, "exported") {
+		t.Fatalf("export: exit %d, want %d: %s %s", code, exitDone, out, errOut)
+	}
+	if n := c.srv.Requests(mgmttest.RouteCreateExport); n != 1 {
+		t.Errorf("export: got %d export jobs, want 1", n)
+	}
+	c.srv.ResetRequests()
+
+	code, out, errOut = c.run(ctx, "plan", "-in", c.path("export.json.gz"), "-out", c.path("plan.jsonl"),
 		"-summary", c.path("summary.json"), "-trust-providers", "auth0,email,google-oauth2")
 	if code != exitDone {
 		t.Fatalf("plan: exit %d, want %d: %s", code, exitDone, errOut)

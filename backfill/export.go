@@ -10,6 +10,7 @@ import (
 	"io"
 	"iter"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/idlink/linking"
@@ -32,7 +33,7 @@ type LineError struct {
 }
 
 func (e *LineError) Error() string {
-	return fmt.Sprintf("backfill: %s line %d: %v", e.Input, e.Line, e.Err)
+	return fmt.Sprintf("backfill: %s line %d: %s", e.Input, e.Line, strings.TrimPrefix(e.Err.Error(), "backfill: "))
 }
 
 // Unwrap returns Err.

@@ -360,11 +360,14 @@ func runApply(ctx context.Context, cmd string, args []string, stdout, stderr io.
 	} else {
 		rep, err = a.Undo(ctx, *journalPath)
 	}
-	if a.Progress != nil {
+	if a.Progress != nil && rep.Calls > 0 {
 		fmt.Fprintln(stderr)
 	}
-	printReport(stdout, cmd, rep, *journalPath, !*write)
-	return exitCode(stderr, cmd, rep, err)
+	code := exitCode(stderr, rep, err)
+	if code != exitRefused {
+		printReport(stdout, cmd, rep, *journalPath, !*write)
+	}
+	return code
 }
 
 func readPlan(path string) (*backfill.Plan, error) {
@@ -377,7 +380,7 @@ func readPlan(path string) (*backfill.Plan, error) {
 }
 
 // exitCode reports err and returns the exit code for the outcome of a run.
-func exitCode(stderr io.Writer, cmd string, rep backfill.Report, err error) int {
+func exitCode(stderr io.Writer, rep backfill.Report, err error) int {
 	var le *backfill.LineError
 	switch {
 	case err == nil && len(rep.Failed) > 0:

@@ -95,7 +95,7 @@ type Transaction struct {
 
 // PasswordlessEmail starts a login with a one-time code sent to email,
 // through the tenant's "email" connection, as Auth0 does: the email is
-// lowercased; when no user holds an identity of that connection for it,
+// trimmed and lowercased; when no user holds an identity of that connection for it,
 // a new user "email|<id>" is created, with the email verified (the person
 // has just proven it), no metadata and that identity only; otherwise the
 // login's user is the user that holds the identity, which is the primary

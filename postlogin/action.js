@@ -17,6 +17,8 @@
  *   - the login is a refresh token exchange: it authenticates no one;
  *   - the user has no email, or an unverified one: nothing can be linked, and
  *     the service would answer "none";
+ *   - the user already holds several identities: it is a primary, which is
+ *     never linked into another user (the service would answer "none");
  *   - app_metadata.linking.checked_email equals the user's email: the service
  *     said earlier that there is nothing to link for this verified email. A
  *     changed email is checked again.
@@ -92,6 +94,9 @@ function skipReason(event) {
   }
   if (user.email_verified !== true) {
     return 'email_unverified';
+  }
+  if (Array.isArray(user.identities) && user.identities.length > 1) {
+    return 'linked_user';
   }
   const marker = user.app_metadata && user.app_metadata[MARKER_KEY];
   if (marker && marker.checked_email === user.email) {

@@ -145,13 +145,16 @@ test('set_primary_user: setPrimaryUser once, no metadata write', async (t) => {
 
 test('the request is signed and carries the version 1 schema', async (t) => {
   const svc = await startService(t, ok({ action: 'none', reason: 'no_candidate' }));
+  // A GitHub login: its numeric user_id is sent as a string; profileData
+  // and metadata stay out of the request.
   const event = loginEvent({ LINKING_URL: svc.url, LINKING_SECRET: SECRET }, {
+    user_id: 'github|12345',
     identities: [
-      { provider: 'email', user_id: '6f1c', connection: 'email', isSocial: false, profileData: { email: 'x@example.com' } },
-      { provider: 'github', user_id: 12345, connection: 'github', isSocial: true },
+      { provider: 'github', user_id: 12345, connection: 'github', isSocial: true, profileData: { email: 'x@example.com' } },
     ],
     app_metadata: { roles: ['admin'] },
   });
+  event.connection = { id: 'con_3', name: 'github', strategy: 'github' };
   await run(event);
   assert.equal(svc.requests.length, 1);
   const r = svc.requests[0];
@@ -160,15 +163,14 @@ test('the request is signed and carries the version 1 schema', async (t) => {
   assert.deepEqual(r.json, {
     version: 1,
     user: {
-      user_id: 'email|6f1c',
+      user_id: 'github|12345',
       email: 'jane@example.com',
       email_verified: true,
       identities: [
-        { provider: 'email', user_id: '6f1c', connection: 'email', isSocial: false },
         { provider: 'github', user_id: '12345', connection: 'github', isSocial: true },
       ],
     },
-    connection: { name: 'email', strategy: 'email' },
+    connection: { name: 'github', strategy: 'github' },
     transaction_id: 'tx_1',
   });
 });
@@ -200,6 +202,13 @@ test('skips: no request and no call', async (t) => {
     ['no email', { email: undefined }, {}],
     ['empty email', { email: '' }, {}],
     ['refresh token exchange', {}, { transaction: { id: 'tx_2', protocol: 'oauth2-refresh-token' } }],
+    ['a user holding several identities (a primary)', {
+      user_id: 'auth0|63d1',
+      identities: [
+        { provider: 'auth0', user_id: '63d1', connection: 'Username-Password-Authentication', isSocial: false },
+        { provider: 'email', user_id: '6f1c', connection: 'email', isSocial: false },
+      ],
+    }, {}],
   ];
   const svc = await startService(t, ok({ action: 'deny', reason: 'ambiguous', message: AMBIGUOUS }));
   for (const [name, userChanges, eventChanges] of cases) {

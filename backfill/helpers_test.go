@@ -9,12 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/idlink/linking"
 	"github.com/idlink/linking/backfill"
@@ -138,17 +136,39 @@ func linked(users []linking.User, links map[string]string) []linking.User {
 	return slices.DeleteFunc(out, func(u linking.User) bool { _, ok := links[u.ID]; return ok })
 }
 
-// normalize returns users sorted by id, with metadata as JSON decodes it, so
-// that users read back from a tenant compare with generated ones.
-func normalize(t testing.TB, users []linking.User) []linking.User {
+// canonical returns each user as one line of JSON, sorted by user id: what
+// the tenant keeps of it, with metadata as JSON decodes it, without the
+// profile Auth0 copies into a linked identity and without the creation time
+// (a user recreated by an unlink gets a new one). Users read back from a
+// tenant compare with generated ones this way, and a difference shows as
+// whole users.
+func canonical(t testing.TB, users []linking.User) []string {
 	t.Helper()
-	out := make([]linking.User, len(users))
-	for i, u := range users {
-		u.UserMetadata = jsonMap(t, u.UserMetadata)
-		u.AppMetadata = jsonMap(t, u.AppMetadata)
-		out[i] = u
+	type identity struct {
+		Provider, UserID, Connection string
+		IsSocial                     bool
 	}
-	slices.SortFunc(out, func(a, b linking.User) int { return strings.Compare(a.ID, b.ID) })
+	out := make([]string, len(users))
+	for i, u := range users {
+		c := struct {
+			ID, Email                 string
+			EmailVerified, Blocked    bool
+			Identities                []identity
+			UserMetadata, AppMetadata map[string]any
+		}{
+			ID: u.ID, Email: u.Email, EmailVerified: u.EmailVerified, Blocked: u.Blocked,
+			UserMetadata: jsonMap(t, u.UserMetadata), AppMetadata: jsonMap(t, u.AppMetadata),
+		}
+		for _, id := range u.Identities {
+			c.Identities = append(c.Identities, identity{id.Provider, id.UserID, id.Connection, id.IsSocial})
+		}
+		b, err := json.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = string(b)
+	}
+	slices.Sort(out)
 	return out
 }
 
@@ -167,19 +187,11 @@ func jsonMap(t testing.TB, m map[string]any) map[string]any {
 	return out
 }
 
-// userOpts compare users as the tenant keeps them: the profile Auth0 copies
-// into a linked identity and the creation time of a recreated user are not
-// part of the comparison.
-var userOpts = cmp.Options{
-	cmpopts.IgnoreFields(linking.Identity{}, "ProfileData"),
-	cmpopts.IgnoreFields(linking.User{}, "CreatedAt"),
-	cmpopts.EquateEmpty(),
-}
-
-// diffUsers returns the difference between two sets of users.
+// diffUsers returns the difference between two sets of users, compared in
+// their canonical form.
 func diffUsers(t testing.TB, want, got []linking.User) string {
 	t.Helper()
-	return cmp.Diff(normalize(t, want), normalize(t, got), userOpts)
+	return cmp.Diff(canonical(t, want), canonical(t, got))
 }
 
 // checkHeldOnce fails when an identity is held by two users.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/idlink/linking"
 	"github.com/idlink/linking/backfill"
@@ -524,5 +525,41 @@ func TestDryRun(t *testing.T) {
 	}
 	if _, err := a.Undo(context.Background(), p.journal); err == nil {
 		t.Errorf("dry-run Undo without a journal: got no error")
+	}
+}
+
+// resetError is a 429 that says when the rate limit resets, as
+// X-RateLimit-Reset does.
+type resetError struct{ at time.Time }
+
+func (e resetError) Error() string             { return "429 Too Many Requests" }
+func (e resetError) Unwrap() error             { return linking.ErrRateLimited }
+func (e resetError) RateLimitReset() time.Time { return e.at }
+
+// TestApplyRateLimitReset: after a 429 that carries the reset time, the
+// Applier waits until then (its Backoff is told the time) before it reads
+// back and links again.
+func TestApplyRateLimitReset(t *testing.T) {
+	p := prepare(t, smallSpec)
+	reset := time.Now().Add(20 * time.Millisecond).Truncate(time.Millisecond)
+	p.tenant.FailNext(linkingtest.MethodLink, 1, resetError{reset})
+	a := fastApplier(p.tenant)
+	var told []time.Time
+	a.Backoff = func(attempt int, retryAfter time.Time) time.Duration {
+		told = append(told, retryAfter)
+		return 0
+	}
+	rep, err := a.Apply(context.Background(), p.plan, p.journal)
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if len(told) != 1 || !told[0].Equal(reset) {
+		t.Errorf("Backoff got %v, want one call with %v", told, reset)
+	}
+	if rep.RateLimited != 1 || rep.Done != len(smallSpec.Expected().Links) {
+		t.Errorf("got %d rate limited and %d done, want 1 and %d", rep.RateLimited, rep.Done, len(smallSpec.Expected().Links))
+	}
+	if got := p.tenant.Calls()[linkingtest.MethodUser]; got != 1 {
+		t.Errorf("got %d read-backs, want 1", got)
 	}
 }

@@ -17,7 +17,10 @@ import (
 	"github.com/idlink/linking/mgmt/mgmttest"
 )
 
-var _ backfill.Store = (*mgmt.Store)(nil)
+var (
+	_ backfill.Store          = (*mgmt.Store)(nil)
+	_ backfill.RateLimitReset = (*mgmt.APIError)(nil)
+)
 
 // statusCounter counts the answers of each HTTP status a client gets.
 type statusCounter struct {

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/auth0/go-auth0/management"
 	"golang.org/x/oauth2"
@@ -37,6 +39,10 @@ type APIError struct {
 	ErrorCode string
 	// Message is Auth0's message, e.g. "The user does not exist.".
 	Message string
+	// Reset is when the rate limit resets, from the X-RateLimit-Reset
+	// header of a 429; like ErrorCode, known only for clients built by New
+	// or NewManagement. Zero when unknown.
+	Reset time.Time
 	// Err classifies the error: linking.ErrNotFound (404), linking.ErrConflict
 	// (409, or 400 from the link route), linking.ErrRateLimited (429),
 	// linking.ErrUnavailable (5xx), ErrUnauthorized (401, 403), or nil for
@@ -55,6 +61,10 @@ func (e *APIError) Error() string {
 
 // Unwrap returns Err.
 func (e *APIError) Unwrap() error { return e.Err }
+
+// RateLimitReset returns Reset: when a caller that was refused for the rate
+// limit may try again.
+func (e *APIError) RateLimitReset() time.Time { return e.Reset }
 
 // sentinel returns the linking sentinel for an HTTP status. onLink reports
 // whether the status answers the link route, where Auth0 refuses a link that
@@ -85,13 +95,15 @@ const errorCodeInexistentUser = "inexistent_user"
 // sentinels: an *APIError for an HTTP error status, linking.ErrUnavailable
 // for a transport error, a timeout or a canceled context. A response that
 // cannot be decoded is returned as it is: it is not the store being
-// unavailable. code is the errorCode recorded for the call, if any.
-func classify(err error, code string, onLink bool) error {
+// unavailable. last is what the transport recorded of the call's last error
+// answer, if anything.
+func classify(err error, last errorAnswer, onLink bool) error {
 	var apiErr management.Error
 	if errors.As(err, &apiErr) {
 		status := apiErr.Status()
-		e := &APIError{Status: status, ErrorCode: code, Message: messageOf(apiErr), Err: sentinel(status, onLink)}
-		if onLink && status == http.StatusBadRequest && code == errorCodeInexistentUser {
+		e := &APIError{Status: status, ErrorCode: last.code, Message: messageOf(apiErr),
+			Err: sentinel(status, onLink), Reset: last.reset}
+		if onLink && status == http.StatusBadRequest && last.code == errorCodeInexistentUser {
 			e.Err = linking.ErrNotFound
 		}
 		return e
@@ -127,48 +139,55 @@ func messageOf(err management.Error) string {
 	return s
 }
 
-// An errorCodes records the errorCode of the error answers that the
-// transport sees for one Store call; go-auth0 drops it. A call puts one in
-// its request context (see withErrorCodes); the transport that New installs
-// fills it in.
-type errorCodes struct {
-	mu   sync.Mutex
-	last string
+// errorAnswer is what the transport keeps of an error answer that go-auth0
+// drops: Auth0's errorCode and, on a 429, X-RateLimit-Reset.
+type errorAnswer struct {
+	code  string
+	reset time.Time
 }
 
-func (c *errorCodes) set(code string) {
+// An errorAnswers records the last error answer the transport sees for one
+// Store call. A call puts one in its request context (see withErrorAnswers);
+// the transport that New installs fills it in.
+type errorAnswers struct {
+	mu   sync.Mutex
+	last errorAnswer
+}
+
+func (c *errorAnswers) set(a errorAnswer) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.last = code
+	c.last = a
 }
 
-// get returns the errorCode of the last error answer, or "".
-func (c *errorCodes) get() string {
+// get returns the last error answer, or the zero errorAnswer.
+func (c *errorAnswers) get() errorAnswer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.last
 }
 
-type errorCodesKey struct{}
+type errorAnswersKey struct{}
 
-func withErrorCodes(ctx context.Context) (context.Context, *errorCodes) {
-	c := new(errorCodes)
-	return context.WithValue(ctx, errorCodesKey{}, c), c
+func withErrorAnswers(ctx context.Context) (context.Context, *errorAnswers) {
+	c := new(errorAnswers)
+	return context.WithValue(ctx, errorAnswersKey{}, c), c
 }
 
 // maxErrorBody bounds how much of an error answer errorCodeTransport reads.
 const maxErrorBody = 64 << 10
 
-// errorCodeTransport records the errorCode of error answers into the
-// errorCodes of the request's context, and leaves the answer readable.
+// errorCodeTransport records the errorCode and rate limit reset of error
+// answers into the errorAnswers of the request's context, and leaves the
+// answer readable.
 type errorCodeTransport struct {
 	base http.RoundTripper
 }
 
 func (t errorCodeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	res, err := t.base.RoundTrip(req)
-	codes, _ := req.Context().Value(errorCodesKey{}).(*errorCodes)
-	if err != nil || codes == nil || res.StatusCode < http.StatusBadRequest {
+	answers, _ := req.Context().Value(errorAnswersKey{}).(*errorAnswers)
+	if err != nil || answers == nil || res.StatusCode < http.StatusBadRequest {
 		return res, err
 	}
 	body, readErr := io.ReadAll(io.LimitReader(res.Body, maxErrorBody))
@@ -180,11 +199,18 @@ func (t errorCodeTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	if readErr != nil {
 		return res, nil
 	}
+	var a errorAnswer
 	var e struct {
 		ErrorCode string `json:"errorCode"`
 	}
 	if json.Unmarshal(body, &e) == nil {
-		codes.set(e.ErrorCode)
+		a.code = e.ErrorCode
 	}
+	if res.StatusCode == http.StatusTooManyRequests {
+		if sec, err := strconv.ParseInt(res.Header.Get("X-RateLimit-Reset"), 10, 64); err == nil {
+			a.reset = time.Unix(sec, 0)
+		}
+	}
+	answers.set(a)
 	return res, nil
 }

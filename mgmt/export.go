@@ -88,7 +88,7 @@ func (s *Store) ExportUsers(ctx context.Context, w io.Writer) error {
 	}
 	for n := 0; ; n++ {
 		if err := wait(ctx, backoff(n)); err != nil {
-			return fmt.Errorf("mgmt: wait for users export job %q: %w", id, classify(err, "", false))
+			return fmt.Errorf("mgmt: wait for users export job %q: %w", id, classify(err, errorAnswer{}, false))
 		}
 		var j *management.Job
 		err := s.call(ctx, op, false, func(ctx context.Context) (err error) {
@@ -166,7 +166,7 @@ func (s *Store) download(ctx context.Context, id, location string, w io.Writer) 
 		timer.Stop()
 	}
 	if err != nil {
-		return fmt.Errorf("mgmt: %s: %w", op, classify(downloadErr(ctx, err), "", false))
+		return fmt.Errorf("mgmt: %s: %w", op, classify(downloadErr(ctx, err), errorAnswer{}, false))
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
@@ -182,7 +182,7 @@ func (s *Store) download(ctx context.Context, id, location string, w io.Writer) 
 		if errors.As(err, &we) {
 			return fmt.Errorf("mgmt: %s: write: %w", op, we.err)
 		}
-		return fmt.Errorf("mgmt: %s: %w", op, classify(downloadErr(ctx, err), "", false))
+		return fmt.Errorf("mgmt: %s: %w", op, classify(downloadErr(ctx, err), errorAnswer{}, false))
 	}
 	return nil
 }

@@ -107,6 +107,27 @@ func TestLinkerR1RateLimited(t *testing.T) {
 	}
 }
 
+// TestRateLimitReset: a 429 that outlives the retries carries the time of
+// X-RateLimit-Reset, for callers that pace themselves (the backfill does).
+func TestRateLimitReset(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, []linking.User{dbJane}, mgmttest.WithRateLimit(0.5, 1))
+	store := srv.Store(t, mgmt.WithRetryStrategy(management.RetryStrategy{}))
+	ctx := context.Background()
+	if _, err := store.UsersByEmail(ctx, dbJane.Email); err != nil {
+		t.Fatalf("first lookup: %v", err)
+	}
+	before := time.Now().Truncate(time.Second)
+	_, err := store.UsersByEmail(ctx, dbJane.Email)
+	var apiErr *mgmt.APIError
+	if !errors.As(err, &apiErr) || apiErr.Status != 429 {
+		t.Fatalf("second lookup: got %v, want a 429 *mgmt.APIError", err)
+	}
+	if reset := apiErr.RateLimitReset(); reset.Before(before) || reset.After(before.Add(3*time.Second)) {
+		t.Errorf("RateLimitReset() = %v, want within 3 s after %v", reset, before)
+	}
+}
+
 // TestLinkerR1RateLimitRecovers: the token bucket is empty when the link
 // comes; the SDK waits for X-RateLimit-Reset and the retry links.
 func TestLinkerR1RateLimitRecovers(t *testing.T) {

@@ -327,7 +327,7 @@ func (s *Store) listDBConnections(ctx context.Context) (map[string]string, error
 // user_id or email_verified of an unexpected JSON type; call turns that
 // panic into an error, since the response, not the program, is at fault.
 func (s *Store) call(ctx context.Context, op string, onLink bool, fn func(context.Context) error) (err error) {
-	ctx, codes := withErrorCodes(ctx)
+	ctx, answers := withErrorAnswers(ctx)
 	defer func() {
 		if p := recover(); p != nil {
 			t, ok := p.(reflect.Type)
@@ -338,7 +338,7 @@ func (s *Store) call(ctx context.Context, op string, onLink bool, fn func(contex
 		}
 	}()
 	if err := fn(ctx); err != nil {
-		return fmt.Errorf("mgmt: %s: %w", op, classify(err, codes.get(), onLink))
+		return fmt.Errorf("mgmt: %s: %w", op, classify(err, answers.get(), onLink))
 	}
 	return nil
 }

@@ -244,10 +244,12 @@ func (l *Linker) lookup(ctx context.Context, raw, normalized string) ([]User, er
 	}
 	all := make([]User, 0, len(users)+len(more))
 	seen := make(map[string]bool, len(users)+len(more))
-	for _, u := range append(users, more...) {
-		if !seen[u.ID] {
-			seen[u.ID] = true
-			all = append(all, u)
+	for _, list := range [][]User{users, more} { // never append to a store's slice
+		for _, u := range list {
+			if !seen[u.ID] {
+				seen[u.ID] = true
+				all = append(all, u)
+			}
 		}
 	}
 	return all, nil

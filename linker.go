@@ -39,6 +39,16 @@ type Linker struct {
 	// Notifier, when set, is told of every new link, to tell the person.
 	Notifier Notifier
 
+	// SearchCaseVariants also searches the login's email with its case
+	// ignored, to find an existing user whose identity provider stored the
+	// email with capitals (a social "Jane@Example.com" for a passwordless
+	// "jane@example.com"), which Auth0's case-sensitive users-by-email
+	// cannot find. It costs one more Management API call per login looked
+	// up, and needs a Store that implements EmailSearcher. Auth0's search is
+	// eventually consistent, so a user created in the last seconds may be
+	// missed; what it finds is judged like any other candidate.
+	SearchCaseVariants bool
+
 	group singleflight.Group
 }
 
@@ -129,8 +139,8 @@ type Event struct {
 // Nothing is read or written when the login itself is not eligible (no
 // verified, valid email from a trusted connection, or a user that already
 // holds several identities). Otherwise Link looks the email up as given and,
-// when it differs, lowercased (Auth0's users-by-email is case-sensitive),
-// decides, and links the login's identity into the primary. When the link
+// when it differs, lowercased (Auth0's users-by-email is case-sensitive), and
+// in any case with SearchCaseVariants; decides; and links the login's identity into the primary. When the link
 // call fails, Link reads the primary back: the identity being there is
 // success (a link whose response was lost, then re-sent and refused).
 //
@@ -228,24 +238,31 @@ func (l *Linker) run(ctx context.Context, login Login, email string) (Result, er
 	return failed, err
 }
 
-// lookup returns the users stored with the login's email as given, and with
-// its normalized form when that differs, each user once.
+// lookup returns the users stored with the login's email as given, with its
+// normalized form when that differs, and with any case when
+// SearchCaseVariants is set; each user once.
 func (l *Linker) lookup(ctx context.Context, raw, normalized string) ([]User, error) {
-	users, err := l.Store.UsersByEmail(ctx, raw)
-	if err != nil {
-		return nil, fmt.Errorf("linking: look up users by email: %w", err)
+	type query struct {
+		what string
+		run  func() ([]User, error)
 	}
-	if normalized == raw {
-		return users, nil
+	queries := []query{{"users by email", func() ([]User, error) { return l.Store.UsersByEmail(ctx, raw) }}}
+	if normalized != raw {
+		queries = append(queries, query{"users by normalized email",
+			func() ([]User, error) { return l.Store.UsersByEmail(ctx, normalized) }})
 	}
-	more, err := l.Store.UsersByEmail(ctx, normalized)
-	if err != nil {
-		return nil, fmt.Errorf("linking: look up users by normalized email: %w", err)
+	if l.SearchCaseVariants {
+		queries = append(queries, query{"users by email in any case",
+			func() ([]User, error) { return l.Store.(EmailSearcher).SearchUsersByEmail(ctx, normalized) }})
 	}
-	all := make([]User, 0, len(users)+len(more))
-	seen := make(map[string]bool, len(users)+len(more))
-	for _, list := range [][]User{users, more} { // never append to a store's slice
-		for _, u := range list {
+	var all []User
+	seen := make(map[string]bool)
+	for _, q := range queries {
+		users, err := q.run()
+		if err != nil {
+			return nil, fmt.Errorf("linking: look up %s: %w", q.what, err)
+		}
+		for _, u := range users { // copied: never append to a store's slice
 			if !seen[u.ID] {
 				seen[u.ID] = true
 				all = append(all, u)
@@ -275,6 +292,11 @@ func (l *Linker) checkStore() error {
 	if l.RevokeSessions {
 		if _, ok := l.Store.(SessionRevoker); !ok {
 			return errors.New("linking: RevokeSessions is set, but the Store is not a SessionRevoker")
+		}
+	}
+	if l.SearchCaseVariants {
+		if _, ok := l.Store.(EmailSearcher); !ok {
+			return errors.New("linking: SearchCaseVariants is set, but the Store is not an EmailSearcher")
 		}
 	}
 	return nil

@@ -212,6 +212,34 @@ func TestLinkerCaseVariants(t *testing.T) {
 	wantCalls(t, tenant, linkingtest.Calls{linkingtest.MethodUsersByEmail: 2, linkingtest.MethodLink: 1})
 }
 
+// TestLinkerSearchCaseVariants: a social user stored as "Jane@Example.com"
+// is invisible to users-by-email for a login carrying "jane@example.com";
+// SearchCaseVariants finds it, at the cost of one search.
+func TestLinkerSearchCaseVariants(t *testing.T) {
+	social := user("google-oauth2", "1098", "google-oauth2", "Jane@Example.com", true)
+	social.Identities[0].IsSocial = true
+	policy := linking.Policy{TrustedProviders: []string{"auth0", "email", "google-oauth2"}}
+
+	tenant := linkingtest.NewTenant(social, otp)
+	tenant.ResetCalls()
+	got, err := (&linking.Linker{Store: tenant, Policy: policy}).Link(context.Background(), loginAs(otp))
+	if err != nil || got.Action != linking.ActionNone || got.Reason != linking.ReasonNoCandidate {
+		t.Errorf("without the search: got %v/%s, %v; want none/no_candidate", got.Action, got.Reason, err)
+	}
+	wantCalls(t, tenant, linkingtest.Calls{linkingtest.MethodUsersByEmail: 1})
+
+	tenant = linkingtest.NewTenant(social, otp)
+	tenant.ResetCalls()
+	l := &linking.Linker{Store: tenant, Policy: policy, SearchCaseVariants: true}
+	got, err = l.Link(context.Background(), loginAs(otp))
+	if err != nil || got.PrimaryUserID != social.ID {
+		t.Fatalf("with the search: got %v/%s primary %q, %v; want link into %q", got.Action, got.Reason, got.PrimaryUserID, err, social.ID)
+	}
+	wantCalls(t, tenant, linkingtest.Calls{
+		linkingtest.MethodUsersByEmail: 1, linkingtest.MethodSearchUsersByEmail: 1, linkingtest.MethodLink: 1,
+	})
+}
+
 func TestLinkerStoreFailures(t *testing.T) {
 	unavailable := fmt.Errorf("503: %w", linking.ErrUnavailable)
 	limited := fmt.Errorf("429: %w", linking.ErrRateLimited)

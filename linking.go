@@ -170,6 +170,16 @@ type MetadataWriter interface {
 	UpdateMetadata(ctx context.Context, userID string, m Metadata) error
 }
 
+// EmailSearcher is implemented by stores that can find users by email
+// whatever its case. The Linker uses it when SearchCaseVariants is set.
+type EmailSearcher interface {
+	// SearchUsersByEmail returns the users whose stored email equals email
+	// with ASCII case ignored. Auth0's user search (GET /api/v2/users with
+	// q=email:"...") does this, but is eventually consistent: a user created
+	// seconds ago may be missing.
+	SearchUsersByEmail(ctx context.Context, email string) ([]User, error)
+}
+
 // SessionRevoker is implemented by stores that can end a user's sessions.
 // The Linker needs it when RevokeSessions is set.
 type SessionRevoker interface {

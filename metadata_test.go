@@ -248,6 +248,7 @@ func TestLinkerNeedsCapabilities(t *testing.T) {
 	for name, l := range map[string]*linking.Linker{
 		"metadata": {Store: capabilityless{seedTenant(t)}, Metadata: linking.MetadataPolicy{MergeUserMetadata: true}},
 		"sessions": {Store: capabilityless{seedTenant(t)}, RevokeSessions: true},
+		"search":   {Store: capabilityless{seedTenant(t)}, SearchCaseVariants: true},
 	} {
 		if _, err := l.Link(context.Background(), loginAs(otp)); err == nil {
 			t.Errorf("%s: a store without the capability: got no error", name)

@@ -35,7 +35,8 @@ import (
 // secondary's identity (with its profile email) into the primary, deleting
 // the secondary and discarding its metadata; refusals with ErrConflict or
 // ErrNotFound that change nothing; a canceled context; and, for stores that
-// have them, the optional linking.MetadataWriter and linking.SessionRevoker.
+// have them, the optional linking.MetadataWriter, linking.SessionRevoker and
+// linking.EmailSearcher.
 func TestStore(t *testing.T, newStore func(t *testing.T, users []linking.User) linking.UserStore) {
 	t.Run("UsersByEmail", func(t *testing.T) { testUsersByEmail(t, newStore) })
 	t.Run("User", func(t *testing.T) { testUser(t, newStore) })
@@ -47,6 +48,29 @@ func TestStore(t *testing.T, newStore func(t *testing.T, users []linking.User) l
 	}
 	if _, ok := probe.(linking.SessionRevoker); ok {
 		t.Run("RevokeSessions", func(t *testing.T) { testRevokeSessions(t, newStore) })
+	}
+	if _, ok := probe.(linking.EmailSearcher); ok {
+		t.Run("SearchUsersByEmail", func(t *testing.T) { testSearchUsersByEmail(t, newStore) })
+	}
+}
+
+// testSearchUsersByEmail checks linking.EmailSearcher: the email's case is
+// ignored, nothing else is.
+func testSearchUsersByEmail(t *testing.T, newStore func(*testing.T, []linking.User) linking.UserStore) {
+	s := newStore(t, suiteUsers()).(linking.EmailSearcher)
+	for _, email := range []string{"jane@example.com", "JANE@EXAMPLE.COM"} {
+		got, err := s.SearchUsersByEmail(context.Background(), email)
+		if err != nil {
+			t.Fatalf("SearchUsersByEmail(%q): %v", email, err)
+		}
+		want := byID([]linking.User{suiteDB, suitePasswordless, suiteSocial})
+		if diff := cmp.Diff(want, byID(got), suiteCmp); diff != "" {
+			t.Errorf("SearchUsersByEmail(%q) (-want +got):\n%s", email, diff)
+		}
+	}
+	got, err := s.SearchUsersByEmail(context.Background(), "jane+x@example.com")
+	if err != nil || len(got) != 0 {
+		t.Errorf("SearchUsersByEmail of another address: got %v, %v; want none", got, err)
 	}
 }
 

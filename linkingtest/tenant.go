@@ -40,6 +40,9 @@ const (
 	// capabilities linking.MetadataWriter and linking.SessionRevoker.
 	MethodUpdateMetadata Method = "UpdateMetadata"
 	MethodRevokeSessions Method = "RevokeSessions"
+	// MethodSearchUsersByEmail is the optional capability
+	// linking.EmailSearcher.
+	MethodSearchUsersByEmail Method = "SearchUsersByEmail"
 )
 
 // APIError is an error as the Auth0 Management API reports it. Tenant methods
@@ -107,6 +110,7 @@ var (
 	_ linking.UserStore      = (*Tenant)(nil)
 	_ linking.MetadataWriter = (*Tenant)(nil)
 	_ linking.SessionRevoker = (*Tenant)(nil)
+	_ linking.EmailSearcher  = (*Tenant)(nil)
 )
 
 // NewTenant returns a tenant holding users (see AddUser; adding them is not
@@ -239,18 +243,42 @@ func (t *Tenant) remove(id string) {
 // UsersByEmail returns the users whose Email equals email exactly, case
 // included, in creation order. No match is an empty result and a nil error.
 func (t *Tenant) UsersByEmail(ctx context.Context, email string) ([]linking.User, error) {
+	return t.usersByEmail(ctx, MethodUsersByEmail, func(stored string) bool { return stored == email })
+}
+
+// SearchUsersByEmail returns the users whose email equals email with ASCII
+// case ignored, in creation order, like Auth0's user search with
+// q=email:"...". Unlike Auth0's, the tenant's search sees every user at once.
+func (t *Tenant) SearchUsersByEmail(ctx context.Context, email string) ([]linking.User, error) {
+	lower := asciiLower(email)
+	return t.usersByEmail(ctx, MethodSearchUsersByEmail, func(stored string) bool { return asciiLower(stored) == lower })
+}
+
+func (t *Tenant) usersByEmail(ctx context.Context, m Method, match func(string) bool) ([]linking.User, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if err := t.begin(ctx, MethodUsersByEmail); err != nil {
+	if err := t.begin(ctx, m); err != nil {
 		return nil, err
 	}
 	users := []linking.User{}
 	for _, id := range t.order {
-		if u := t.users[id]; u.Email == email {
+		if u := t.users[id]; u.Email != "" && match(u.Email) {
 			users = append(users, copyUser(*u))
 		}
 	}
 	return users, nil
+}
+
+// asciiLower lowercases the ASCII letters of s only, as Auth0's search
+// normalizes emails.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + ('a' - 'A')
+		}
+	}
+	return string(b)
 }
 
 // User returns the user id. A missing user is an *APIError 404 wrapping

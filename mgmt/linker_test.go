@@ -312,6 +312,40 @@ func TestLinkerCase(t *testing.T) {
 	}
 }
 
+// TestLinkerCaseSearch: a social user stored as "Jane@Example.com" is found
+// when the login carries "jane@example.com", through Auth0's user search
+// (Linker.SearchCaseVariants), which users-by-email cannot do.
+func TestLinkerCaseSearch(t *testing.T) {
+	social := linking.User{
+		ID: "google-oauth2|109876543210987654321", Email: "Jane@Example.com", EmailVerified: true,
+		Identities: []linking.Identity{
+			{Provider: "google-oauth2", UserID: "109876543210987654321", Connection: "google-oauth2", IsSocial: true},
+		},
+	}
+	policy := linking.Policy{TrustedProviders: []string{"auth0", "email", "google-oauth2"}}
+	for _, search := range []bool{false, true} {
+		srv := newServer(t, []linking.User{social, emailJane})
+		l := &linking.Linker{Store: srv.Store(t), Policy: policy, SearchCaseVariants: search}
+		r, err := l.Link(context.Background(), loginOf(emailJane))
+		if err != nil {
+			t.Fatalf("search=%v: Link: %v", search, err)
+		}
+		wantPrimary, wantSearches := "", 0
+		if search {
+			wantPrimary, wantSearches = social.ID, 1
+		}
+		if r.PrimaryUserID != wantPrimary {
+			t.Errorf("search=%v: got %v into %q (%s), want primary %q", search, r.Action, r.PrimaryUserID, r.Reason, wantPrimary)
+		}
+		if got := srv.Requests(mgmttest.RouteListUsers); got != wantSearches {
+			t.Errorf("search=%v: searches: got %d, want %d", search, got, wantSearches)
+		}
+		if got := srv.Requests(mgmttest.RouteUsersByEmail); got != 1 {
+			t.Errorf("search=%v: lookups: got %d, want 1", search, got)
+		}
+	}
+}
+
 // legacy is a second database connection, and a user of it with Jane's
 // email.
 var (

@@ -5,7 +5,9 @@
 // A Store makes one API call per UserStore call: users-by-email for
 // UsersByEmail, a user read for User, a link for Link (and one read more
 // when a link is refused with 400; see Store.Link). It also implements
-// linking.MetadataWriter and linking.SessionRevoker, and can unlink. Errors
+// linking.MetadataWriter, linking.SessionRevoker and linking.EmailSearcher
+// (Auth0's case-insensitive, eventually consistent user search), and can
+// unlink. Errors
 // carry the linking sentinels, and the HTTP status in an *APIError:
 //
 //	status                 sentinel
@@ -91,6 +93,7 @@ var (
 	_ linking.UserStore      = (*Store)(nil)
 	_ linking.MetadataWriter = (*Store)(nil)
 	_ linking.SessionRevoker = (*Store)(nil)
+	_ linking.EmailSearcher  = (*Store)(nil)
 )
 
 // NewStore returns a Store over m, a client the caller has configured. New
@@ -114,6 +117,33 @@ func (s *Store) UsersByEmail(ctx context.Context, email string) ([]linking.User,
 	}
 	users := make([]linking.User, 0, len(found))
 	for _, u := range found {
+		if u != nil {
+			users = append(users, toUser(u))
+		}
+	}
+	return users, nil
+}
+
+// SearchUsersByEmail returns the users whose email equals email with its
+// case ignored, through Auth0's user search (GET /api/v2/users with
+// q=email:"..." and search_engine=v3; scope read:users), which is eventually
+// consistent: a user created seconds ago may be missing. It returns at most
+// 100 users.
+func (s *Store) SearchUsersByEmail(ctx context.Context, email string) ([]linking.User, error) {
+	if strings.ContainsAny(email, "\"\\") {
+		return nil, fmt.Errorf("mgmt: search users by email %q: quotes and backslashes are not searchable", email)
+	}
+	var found *management.UserList
+	err := s.call(ctx, "search users by email", false, func(ctx context.Context) (err error) {
+		found, err = s.m.User.List(ctx, management.Query(`email:"`+email+`"`),
+			management.Parameter("search_engine", "v3"), management.PerPage(100))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	users := make([]linking.User, 0, len(found.Users))
+	for _, u := range found.Users {
 		if u != nil {
 			users = append(users, toUser(u))
 		}

@@ -452,7 +452,21 @@ func TestListUsers(t *testing.T) {
 			t.Errorf("users: got %d, want 2", got)
 		}
 	})
-	for _, q := range []string{"per_page=101", "page=-1", "per_page=x", "q=email%3Ajane"} {
+	t.Run("search by email ignores case", func(t *testing.T) {
+		for q, want := range map[string]int{
+			`q=email%3A%22U2%40EXAMPLE.COM%22&search_engine=v3`: 1,
+			`q=email%3A%22u2%40example.com%22`:                  1,
+			`q=email%3A%22nobody%40example.com%22`:              0,
+		} {
+			status, body := srv.Call(t, token, "GET", "/api/v2/users?"+q, "")
+			checkAnswer(t, status, body, 200, "")
+			if got := len(decode[[]any](t, body)); got != want {
+				t.Errorf("%s: got %d users, want %d", q, got, want)
+			}
+		}
+	})
+	for _, q := range []string{"per_page=101", "page=-1", "per_page=x", "q=email%3Ajane", "q=name%3A%22jane%22",
+		"q=email%3A%22jane%40example.com%22&search_engine=v2"} {
 		t.Run(q, func(t *testing.T) {
 			status, body := srv.Call(t, token, "GET", "/api/v2/users?"+q, "")
 			checkAnswer(t, status, body, 400, "")

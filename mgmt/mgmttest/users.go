@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -326,15 +328,17 @@ func (p page) window(n int) (start, end int) {
 // an array, or {"start","limit","length","total","users"} with
 // include_totals=true. Searching (q) is not emulated.
 func (e *Emulator) listUsers(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Query().Has("q") {
-		writeError(w, http.StatusBadRequest, "Searching users (q) is not supported by the emulator.", "invalid_query_string")
-		return
+	all := e.Tenant.Users()
+	if query := r.URL.Query(); query.Has("q") {
+		var ok bool
+		if all, ok = searchByEmail(w, query, all); !ok {
+			return
+		}
 	}
 	p, ok := parsePage(w, r)
 	if !ok {
 		return
 	}
-	all := e.Tenant.Users()
 	start, end := p.window(len(all))
 	users := make([]user, 0, end-start)
 	for _, u := range all[start:end] {
@@ -487,4 +491,27 @@ func (e *Emulator) revokeSessions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// emailQuery is the one search the emulator understands: an exact email.
+var emailQuery = regexp.MustCompile(`^email:"([^"\\]+)"$`)
+
+// searchByEmail keeps the users whose email matches the search q=email:"..."
+// with its case ignored, as Auth0's user search (search_engine v3) does. It
+// answers 400 for any other search. Unlike Auth0's index, it sees every user
+// at once.
+func searchByEmail(w http.ResponseWriter, query url.Values, users []linking.User) ([]linking.User, bool) {
+	m := emailQuery.FindStringSubmatch(query.Get("q"))
+	if m == nil || (query.Has("search_engine") && query.Get("search_engine") != "v3") {
+		writeError(w, http.StatusBadRequest, `The emulator searches only q=email:"..." with search_engine=v3.`, "invalid_query_string")
+		return nil, false
+	}
+	want := strings.ToLower(m[1])
+	var found []linking.User
+	for _, u := range users {
+		if u.Email != "" && strings.ToLower(u.Email) == want {
+			found = append(found, u)
+		}
+	}
+	return found, true
 }

@@ -24,125 +24,30 @@ func TestFillMerge(t *testing.T) {
 	}
 }
 
-// linkWithMetadata runs the seed scenario with the given metadata on both
-// sides and returns the result, the primary afterwards and the tenant's calls.
-func linkWithMetadata(t *testing.T, policy linking.MetadataPolicy, primaryMeta, secondaryMeta linking.Metadata) (linking.Result, linking.User, linkingtest.Calls) {
-	t.Helper()
-	p, s := existing, otp
-	p.UserMetadata, p.AppMetadata = primaryMeta.UserMetadata, primaryMeta.AppMetadata
-	s.UserMetadata, s.AppMetadata = secondaryMeta.UserMetadata, secondaryMeta.AppMetadata
-	tenant := linkingtest.NewTenant(p, s)
-	tenant.ResetCalls()
-	r, err := (&linking.Linker{Store: tenant, Metadata: policy}).Link(context.Background(), loginAs(s))
-	if err != nil || r.Action != linking.ActionLink {
-		t.Fatalf("Link: %v, %v", r.Action, err)
-	}
-	after, err := tenant.User(context.Background(), p.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r, after, tenant.Calls()
-}
-
-func TestLinkerMetadataPolicies(t *testing.T) {
-	primary := linking.Metadata{
-		UserMetadata: map[string]any{"theme": "dark", "prefs": map[string]any{"lang": "en"}},
-		AppMetadata:  map[string]any{"plan": "free"},
-	}
-	secondary := linking.Metadata{
-		UserMetadata: map[string]any{"theme": "light", "prefs": map[string]any{"tz": "CET"}, "nick": "jj"},
-		AppMetadata:  map[string]any{"plan": "pro", "roles": []any{"admin"}, "referrer": "ad-campaign"},
-	}
-	dropTheme := func(p, s map[string]any) map[string]any {
-		return map[string]any{"nick": s["nick"], "theme": nil} // tries to drop and to delete: neither happens
-	}
-	tests := []struct {
-		name      string
-		policy    linking.MetadataPolicy
-		primary   linking.Metadata
-		secondary linking.Metadata
-		want      linking.Metadata
-		keys      []string
-	}{{
-		name: "default moves nothing", primary: primary, secondary: secondary, want: primary,
-	}, {
-		name:    "user_metadata fills gaps, nested objects key by key",
-		policy:  linking.MetadataPolicy{MergeUserMetadata: true},
-		primary: primary, secondary: secondary,
-		want: linking.Metadata{
-			UserMetadata: map[string]any{"theme": "dark", "prefs": map[string]any{"lang": "en", "tz": "CET"}, "nick": "jj"},
-			AppMetadata:  primary.AppMetadata,
-		},
-		keys: []string{"user_metadata.nick", "user_metadata.prefs"},
-	}, {
-		name:    "caller's merge function never deletes",
-		policy:  linking.MetadataPolicy{MergeUserMetadata: true, MergeUserMetadataFunc: dropTheme},
-		primary: primary, secondary: secondary,
-		want: linking.Metadata{
-			UserMetadata: map[string]any{"theme": "dark", "prefs": map[string]any{"lang": "en"}, "nick": "jj"},
-			AppMetadata:  primary.AppMetadata,
-		},
-		keys: []string{"user_metadata.nick"},
-	}, {
-		name:    "app_metadata: only listed keys, primary wins",
-		policy:  linking.MetadataPolicy{AppMetadataKeys: []string{"referrer", "plan"}},
-		primary: primary, secondary: secondary,
-		want: linking.Metadata{
-			UserMetadata: primary.UserMetadata,
-			AppMetadata:  map[string]any{"plan": "free", "referrer": "ad-campaign"},
-		},
-		keys: []string{"app_metadata.referrer"},
-	}, {
-		name:    "empty secondary never blanks the primary",
-		policy:  linking.MetadataPolicy{MergeUserMetadata: true, AppMetadataKeys: []string{"plan"}},
-		primary: primary, secondary: linking.Metadata{UserMetadata: map[string]any{}, AppMetadata: nil},
-		want: primary,
-	}, {
-		name:    "nothing changes: no update",
-		policy:  linking.MetadataPolicy{MergeUserMetadata: true},
-		primary: primary, secondary: linking.Metadata{UserMetadata: map[string]any{"theme": "dark"}},
-		want: primary,
-	}, {
-		name:    "primary without metadata",
-		policy:  linking.MetadataPolicy{MergeUserMetadata: true},
-		primary: linking.Metadata{}, secondary: secondary,
-		want: linking.Metadata{UserMetadata: secondary.UserMetadata},
-		keys: []string{"user_metadata.nick", "user_metadata.prefs", "user_metadata.theme"},
-	}}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r, after, calls := linkWithMetadata(t, tt.policy, tt.primary, tt.secondary)
-			got := linking.Metadata{UserMetadata: after.UserMetadata, AppMetadata: after.AppMetadata}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("primary metadata (-want +got):\n%s", diff)
-			}
-			if diff := cmp.Diff(tt.keys, r.MetadataKeys); diff != "" {
-				t.Errorf("keys (-want +got):\n%s", diff)
-			}
-			wantUpdates := 0
-			if len(tt.keys) > 0 {
-				wantUpdates = 1
-			}
-			if n := calls[linkingtest.MethodUpdateMetadata]; n != wantUpdates {
-				t.Errorf("got %d metadata updates, want %d", n, wantUpdates)
-			}
-			if diff := cmp.Diff(tt.secondary, r.SecondaryMetadata); diff != "" {
-				t.Errorf("secondary snapshot (-want +got):\n%s", diff)
-			}
-		})
-	}
+// TestLinkerSideEffects runs the side-effect suite on the in-memory tenant;
+// mgmt runs it through go-auth0 and the emulator.
+func TestLinkerSideEffects(t *testing.T) {
+	linkingtest.TestSideEffects(t, func(t *testing.T, tenant *linkingtest.Tenant) (linking.UserStore, func() int) {
+		return tenant, func() int { return tenant.Calls()[linkingtest.MethodUpdateMetadata] }
+	})
 }
 
 // TestRule8_AppMetadataNeverCarriedByDefault is DESIGN.md §4 rule 8: the
 // secondary's app_metadata (roles, plans) never flows into the primary unless
 // the caller lists the keys.
 func TestRule8_AppMetadataNeverCarriedByDefault(t *testing.T) {
-	secondary := linking.Metadata{AppMetadata: map[string]any{"roles": []any{"admin"}}}
+	secondary := otp
+	secondary.AppMetadata = map[string]any{"roles": []any{"admin"}}
 	for _, policy := range []linking.MetadataPolicy{{}, {MergeUserMetadata: true}, {AppMetadataKeys: []string{"plan"}}} {
-		r, after, calls := linkWithMetadata(t, policy, linking.Metadata{}, secondary)
-		if after.AppMetadata != nil || len(r.MetadataKeys) != 0 || calls[linkingtest.MethodUpdateMetadata] != 0 {
+		tenant := linkingtest.NewTenant(existing, secondary)
+		r, err := (&linking.Linker{Store: tenant, Metadata: policy}).Link(context.Background(), loginAs(secondary))
+		if err != nil || r.PrimaryUserID != existing.ID {
+			t.Fatalf("policy %+v: Link: %v into %q, %v", policy, r.Action, r.PrimaryUserID, err)
+		}
+		after := tenant.Users()[0]
+		if after.AppMetadata != nil || len(r.MetadataKeys) != 0 || tenant.Calls()[linkingtest.MethodUpdateMetadata] != 0 {
 			t.Errorf("policy %+v: primary app_metadata %v, keys %v, %d updates; want nothing moved",
-				policy, after.AppMetadata, r.MetadataKeys, calls[linkingtest.MethodUpdateMetadata])
+				policy, after.AppMetadata, r.MetadataKeys, tenant.Calls()[linkingtest.MethodUpdateMetadata])
 		}
 	}
 }

@@ -98,23 +98,23 @@ func testMetadataPolicies(t *testing.T, newStore func(*testing.T, *Tenant) (link
 		name:    "app_metadata never moves by default, even when user_metadata does",
 		policy:  linking.MetadataPolicy{MergeUserMetadata: true},
 		primary: linking.Metadata{}, secondary: linking.Metadata{AppMetadata: map[string]any{"roles": []any{"admin"}}},
-		want:    linking.Metadata{},
+		want: linking.Metadata{},
 	}, {
 		name:    "empty secondary never blanks the primary",
 		policy:  linking.MetadataPolicy{MergeUserMetadata: true, AppMetadataKeys: []string{"plan"}},
 		primary: primary, secondary: linking.Metadata{UserMetadata: map[string]any{}},
-		want:    primary,
+		want: primary,
 	}, {
 		name:    "nothing changes: no update",
 		policy:  linking.MetadataPolicy{MergeUserMetadata: true},
 		primary: primary, secondary: linking.Metadata{UserMetadata: map[string]any{"theme": "dark"}},
-		want:    primary,
+		want: primary,
 	}, {
 		name:    "primary without metadata",
 		policy:  linking.MetadataPolicy{MergeUserMetadata: true},
 		primary: linking.Metadata{}, secondary: secondary,
-		want:    linking.Metadata{UserMetadata: secondary.UserMetadata},
-		keys:    []string{"user_metadata.nick", "user_metadata.prefs", "user_metadata.theme"},
+		want: linking.Metadata{UserMetadata: secondary.UserMetadata},
+		keys: []string{"user_metadata.nick", "user_metadata.prefs", "user_metadata.theme"},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

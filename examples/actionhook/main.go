@@ -70,6 +70,7 @@ type options struct {
 	secret, previousSecret               string
 	caFile, tlsCert, tlsKey              string
 	failOpen, insecureHTTP, printAction  bool
+	revokeSessions                       bool
 	timeout                              time.Duration
 }
 
@@ -88,6 +89,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate `file`: serve HTTPS (with -tls-key)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key `file` for -tls-cert")
 	fs.BoolVar(&o.failOpen, "fail-open", false, "let logins go on unlinked when the Management API fails (default: deny them)")
+	fs.BoolVar(&o.revokeSessions, "revoke-sessions", false, "after a link, revoke the existing user's sessions and refresh tokens (scopes delete:sessions, delete:refresh_tokens)")
 	fs.DurationVar(&o.timeout, "timeout", postlogin.DefaultTimeout, "how long one login may take, at most 15s")
 	fs.BoolVar(&o.insecureHTTP, "insecure-http", false, "speak plain HTTP to -domain, client secret included: for a local emulator only")
 	fs.BoolVar(&o.printAction, "print-action", false, "print the post-login Action's JavaScript and exit")
@@ -211,7 +213,10 @@ func newHandler(ctx context.Context, o options, logger *slog.Logger) (*postlogin
 	if o.failOpen {
 		policy.OnStoreError = linking.FailOpen
 	}
-	linker := &linking.Linker{Store: store, Policy: policy, Logger: logger}
+	linker := &linking.Linker{
+		Store: store, Policy: policy, Logger: logger,
+		RevokeSessions: o.revokeSessions, Notifier: logNotifier{logger},
+	}
 	c := postlogin.Config{Secret: []byte(o.secret), Timeout: o.timeout, Logger: logger}
 	if o.previousSecret != "" {
 		c.PreviousSecrets = [][]byte{[]byte(o.previousSecret)}
@@ -225,4 +230,17 @@ func newHandler(ctx context.Context, o options, logger *slog.Logger) (*postlogin
 		return nil, fmt.Errorf("%w: %w", errUsage, err)
 	}
 	return h, nil
+}
+
+// logNotifier stands for telling the person of a new sign-in method: it logs
+// the notice. A real service would send it by email to the primary's
+// address, so that a link the person did not make does not go unnoticed.
+type logNotifier struct{ logger *slog.Logger }
+
+func (n logNotifier) NotifyLinked(ctx context.Context, primary linking.User, linked linking.Identity) error {
+	n.logger.LogAttrs(ctx, slog.LevelInfo, "actionhook: notice to the user",
+		slog.String("user_id", primary.ID),
+		slog.String("connection", linked.Connection),
+		slog.String("notice", "A new sign-in method ("+linked.Connection+") was linked to your account. If this was not you, contact support."))
+	return nil
 }

@@ -136,7 +136,7 @@ func TestRun(t *testing.T) {
 	go func() {
 		done <- run(ctx, []string{
 			"-addr", "127.0.0.1:0", "-domain", emu.Domain(), "-ca", writeCA(t, emu),
-			"-client-id", mgmttest.DefaultClientID,
+			"-client-id", mgmttest.DefaultClientID, "-revoke-sessions",
 		}, env(map[string]string{
 			"AUTH0_CLIENT_SECRET":     mgmttest.DefaultClientSecret,
 			"LINKING_SECRET":          secret,
@@ -179,6 +179,12 @@ func TestRun(t *testing.T) {
 	if n := emu.TokenRequests(); n != 1 {
 		t.Errorf("token requests: got %d, want 1 for the life of the process", n)
 	}
+	// -revoke-sessions: the link (and only it) revoked the primary's sessions.
+	for _, route := range []mgmttest.Route{mgmttest.RouteRevokeRefreshTokens, mgmttest.RouteRevokeSessions} {
+		if n := emu.Requests(route); n != 1 {
+			t.Errorf("%s: got %d requests, want 1", route, n)
+		}
+	}
 	if _, err := emu.Tenant.User(context.Background(), "email|6f1c"); !errors.Is(err, linking.ErrNotFound) {
 		t.Errorf("email|6f1c after the link: got %v, want ErrNotFound", err)
 	}
@@ -196,7 +202,7 @@ func TestRun(t *testing.T) {
 		}
 		messages = append(messages, rec.Msg)
 	}
-	for _, msg := range []string{"actionhook: serving", "postlogin: answered", "actionhook: stopped"} {
+	for _, msg := range []string{"actionhook: serving", "postlogin: answered", "actionhook: notice to the user", "actionhook: stopped"} {
 		if !strings.Contains(strings.Join(messages, "\n"), msg) {
 			t.Errorf("log messages %q: want %q among them", messages, msg)
 		}

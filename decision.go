@@ -74,6 +74,9 @@ const (
 	ReasonInvalidLogin Reason = "invalid_login"
 	// ReasonStoreError: the store failed; the result follows Policy.OnStoreError.
 	ReasonStoreError Reason = "store_error"
+	// ReasonMisconfigured: the Linker cannot work as configured (no Store,
+	// an invalid Policy, a side effect its Store cannot perform); it denies.
+	ReasonMisconfigured Reason = "misconfigured"
 )
 
 // Reasons of a Verdict on a candidate.

@@ -153,7 +153,8 @@ type Event struct {
 // (Policy.OnStoreError: ActionDeny, or ActionNone when failing open) with
 // ReasonStoreError, and the error wraps the store's (ErrUnavailable,
 // ErrRateLimited, ErrNotFound, ...). An inconsistent login is an error
-// wrapping ErrInvalidLogin, with ActionDeny.
+// wrapping ErrInvalidLogin, with ActionDeny; a Linker that cannot work as
+// configured returns an error with ActionDeny and ReasonMisconfigured.
 func (l *Linker) Link(ctx context.Context, login Login) (Result, error) {
 	r, err := l.link(ctx, login)
 	l.emit(ctx, Event{
@@ -165,14 +166,10 @@ func (l *Linker) Link(ctx context.Context, login Login) (Result, error) {
 }
 
 func (l *Linker) link(ctx context.Context, login Login) (Result, error) {
-	if l.Store == nil {
-		return l.failed(), errors.New("linking: Linker has no Store")
-	}
-	if err := l.Policy.Validate(); err != nil {
-		return l.failed(), err
-	}
-	if err := l.checkStore(); err != nil {
-		return l.failed(), err
+	if err := l.checkConfig(); err != nil {
+		// Not a store failure: a Linker that cannot apply the rule as
+		// configured denies, whatever Policy.OnStoreError says.
+		return Result{Action: ActionDeny, Reason: ReasonMisconfigured}, err
 	}
 	email, reason := checkLogin(login, l.Policy)
 	if reason != "" {
@@ -281,9 +278,15 @@ func (l *Linker) failed() Result {
 	return r
 }
 
-// checkStore reports a side effect the Linker is configured for that its
-// Store cannot perform.
-func (l *Linker) checkStore() error {
+// checkConfig reports a Linker that cannot work as configured: no Store, an
+// invalid Policy, or a side effect its Store cannot perform.
+func (l *Linker) checkConfig() error {
+	if l.Store == nil {
+		return errors.New("linking: Linker has no Store")
+	}
+	if err := l.Policy.Validate(); err != nil {
+		return err
+	}
 	if l.Metadata.MergeUserMetadata || len(l.Metadata.AppMetadataKeys) > 0 {
 		if _, ok := l.Store.(MetadataWriter); !ok {
 			return errors.New("linking: Metadata moves metadata, but the Store is not a MetadataWriter")

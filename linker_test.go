@@ -313,13 +313,15 @@ func TestLinkerInvalidInput(t *testing.T) {
 	if !errors.Is(err, linking.ErrInvalidLogin) || got.Action != linking.ActionDeny {
 		t.Errorf("forged identity: got %v, %v; want deny and ErrInvalidLogin", got.Action, err)
 	}
-	_, err = (&linking.Linker{Store: tenant, Policy: linking.Policy{TrustedProviders: []string{"waad"}}}).Link(context.Background(), loginAs(otp))
-	if err == nil {
-		t.Error("a loose provider trusted without the insecure flag: got no error")
-	}
-	_, err = (&linking.Linker{}).Link(context.Background(), loginAs(otp))
-	if err == nil {
-		t.Error("no store: got no error")
+	for name, l := range map[string]*linking.Linker{
+		"loose provider trusted without the insecure flag": {Store: tenant,
+			Policy: linking.Policy{TrustedProviders: []string{"waad"}, OnStoreError: linking.FailOpen}},
+		"no store": {Policy: linking.Policy{OnStoreError: linking.FailOpen}},
+	} {
+		r, err := l.Link(context.Background(), loginAs(otp))
+		if err == nil || r.Action != linking.ActionDeny || r.Reason != linking.ReasonMisconfigured {
+			t.Errorf("%s: got %v/%s, %v; want deny/misconfigured and an error", name, r.Action, r.Reason, err)
+		}
 	}
 	wantCalls(t, tenant, linkingtest.Calls{})
 }

@@ -150,13 +150,15 @@ func TestLinkerRevokeSessions(t *testing.T) {
 type capabilityless struct{ linking.UserStore }
 
 func TestLinkerNeedsCapabilities(t *testing.T) {
+	open := linking.Policy{OnStoreError: linking.FailOpen} // a misconfiguration denies all the same
 	for name, l := range map[string]*linking.Linker{
-		"metadata": {Store: capabilityless{seedTenant(t)}, Metadata: linking.MetadataPolicy{MergeUserMetadata: true}},
-		"sessions": {Store: capabilityless{seedTenant(t)}, RevokeSessions: true},
-		"search":   {Store: capabilityless{seedTenant(t)}, SearchCaseVariants: true},
+		"metadata": {Store: capabilityless{seedTenant(t)}, Policy: open, Metadata: linking.MetadataPolicy{MergeUserMetadata: true}},
+		"sessions": {Store: capabilityless{seedTenant(t)}, Policy: open, RevokeSessions: true},
+		"search":   {Store: capabilityless{seedTenant(t)}, Policy: open, SearchCaseVariants: true},
 	} {
-		if _, err := l.Link(context.Background(), loginAs(otp)); err == nil {
-			t.Errorf("%s: a store without the capability: got no error", name)
+		r, err := l.Link(context.Background(), loginAs(otp))
+		if err == nil || r.Action != linking.ActionDeny || r.Reason != linking.ReasonMisconfigured {
+			t.Errorf("%s: a store without the capability: got %v/%s, %v; want deny/misconfigured and an error", name, r.Action, r.Reason, err)
 		}
 	}
 }

@@ -72,8 +72,15 @@ const (
 	// ReasonInvalidLogin: the Login is inconsistent (no user id, or an
 	// identity its user does not hold).
 	ReasonInvalidLogin Reason = "invalid_login"
-	// ReasonStoreError: the store failed; the result follows Policy.OnStoreError.
+	// ReasonStoreError: the store failed before any link was sent; the
+	// result follows Policy.OnStoreError when the store was unavailable, and
+	// denies otherwise.
 	ReasonStoreError Reason = "store_error"
+	// ReasonLinkUnconfirmed: a link request was sent and its outcome is not
+	// known (its answer and the read-back both failed, or the caller stopped
+	// waiting). The login is denied under every policy, to be tried again:
+	// its identity may already belong to the primary.
+	ReasonLinkUnconfirmed Reason = "link_unconfirmed"
 	// ReasonMisconfigured: the Linker cannot work as configured (no Store,
 	// an invalid Policy, a side effect its Store cannot perform); it denies.
 	ReasonMisconfigured Reason = "misconfigured"

@@ -1,12 +1,23 @@
 package linking
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
 
-	"golang.org/x/sync/singleflight"
+// Defaults of a Linker.
+const (
+	// DefaultTimeout bounds the work for one login: lookups, link, read-back
+	// and side effects.
+	DefaultTimeout = 15 * time.Second
+	// DefaultReadBackTimeout bounds the read-back after a failed link.
+	DefaultReadBackTimeout = 3 * time.Second
 )
 
 // Linker applies the linking rule to logins against a UserStore: it looks the
@@ -49,7 +60,30 @@ type Linker struct {
 	// missed; what it finds is judged like any other candidate.
 	SearchCaseVariants bool
 
-	group singleflight.Group
+	// Timeout bounds the work for one login: its lookups, its link, the
+	// read-back and the side effects. The work is shared by the concurrent
+	// calls for that login and belongs to none of them: a caller that gives
+	// up does not cancel it, and a patient caller is not cut short by an
+	// impatient one. Zero means DefaultTimeout.
+	Timeout time.Duration
+	// ReadBackTimeout bounds the read of the primary after a failed link,
+	// which gets this budget of its own however much of Timeout the link
+	// spent. Zero means DefaultReadBackTimeout.
+	ReadBackTimeout time.Duration
+
+	mu      sync.Mutex
+	flights map[string]*flight // the work in progress, by login
+}
+
+// flight is the work for one login, shared by the calls that wait for it.
+type flight struct {
+	done chan struct{} // closed when r and err are set
+	r    Result
+	err  error
+	// linkSent is set before the link request goes out: from then on, a
+	// caller that stops waiting cannot know whether the login's identity
+	// still has a user of its own.
+	linkSent atomic.Bool
 }
 
 // Result is what a Linker did with a login.
@@ -66,7 +100,9 @@ type Result struct {
 	PrimaryUserID string
 	// Reason says why. It is the decision's reason, ReasonAlreadyLinked when
 	// the link was found in place (before linking, or on read-back after the
-	// link call failed), or ReasonStoreError when the store failed.
+	// link call failed), ReasonStoreError when the store failed before any
+	// link was sent, or ReasonLinkUnconfirmed when a link was sent and its
+	// outcome is not known.
 	Reason Reason
 	// Decision is the decision behind the result; empty when the store
 	// failed before there was one.
@@ -91,7 +127,7 @@ type Result struct {
 }
 
 // FailedOpen reports whether the result lets the login go on only because
-// the store failed and the policy fails open.
+// the store was unavailable and the policy fails open.
 func (r Result) FailedOpen() bool { return r.Reason == ReasonStoreError && r.Action == ActionNone }
 
 // EventKind names an audit event. The names are stable.
@@ -140,21 +176,30 @@ type Event struct {
 // verified, valid email from a trusted connection, or a user that already
 // holds several identities). Otherwise Link looks the email up as given and,
 // when it differs, lowercased (Auth0's users-by-email is case-sensitive), and
-// in any case with SearchCaseVariants; decides; and links the login's identity into the primary. When the link
-// call fails, Link reads the primary back: the identity being there is
-// success (a link whose response was lost, then re-sent and refused).
+// in any case with SearchCaseVariants; decides; and links the login's
+// identity into the primary. When the link call fails, Link reads the primary
+// back: the identity being there is success (a link whose response was lost,
+// then re-sent and refused).
 //
 // Concurrent calls for the same login (the same normalized email, user and
-// identity) share one lookup and one link; each caller still returns when
-// its own ctx is done. The shared work runs under the ctx of the call that
-// started it.
+// identity) share one lookup and one link. The shared work runs on its own,
+// bounded by Timeout, and keeps the values of the ctx of the call that
+// started it but not its cancellation; each caller waits for it as long as
+// its own ctx allows.
 //
-// On error, the Result holds the policy's answer for a failing store
-// (Policy.OnStoreError: ActionDeny, or ActionNone when failing open) with
-// ReasonStoreError, and the error wraps the store's (ErrUnavailable,
-// ErrRateLimited, ErrNotFound, ...). An inconsistent login is an error
-// wrapping ErrInvalidLogin, with ActionDeny; a Linker that cannot work as
-// configured returns an error with ActionDeny and ReasonMisconfigured.
+// A failure answers with Policy.OnStoreError (ActionDeny, or ActionNone when
+// failing open) and ReasonStoreError only when the store was unavailable
+// (the error wraps ErrUnavailable) and no link was sent. Once the link
+// request was sent, the answer is the link, confirmed, or ActionDeny with
+// ReasonLinkUnconfirmed: the login's identity may already belong to the
+// primary, so letting the login go on as its own user could end it as a
+// user that no longer exists; the next attempt finds the link in place. Any
+// other store error (a refused credential, a malformed answer) denies with
+// ReasonStoreError whatever the policy. The error wraps the store's
+// (ErrUnavailable, ErrRateLimited, ErrNotFound, ...). An inconsistent login
+// is an error wrapping ErrInvalidLogin, with ActionDeny; a Linker that cannot
+// work as configured returns an error with ActionDeny and
+// ReasonMisconfigured.
 func (l *Linker) Link(ctx context.Context, login Login) (Result, error) {
 	r, err := l.link(ctx, login)
 	l.emit(ctx, Event{
@@ -183,23 +228,53 @@ func (l *Linker) link(ctx context.Context, login Login) (Result, error) {
 	}
 
 	key := email + "\x00" + login.User.ID + "\x00" + login.Identity.UserIDOf()
-	ch := l.group.DoChan(key, func() (any, error) {
-		r, err := l.run(ctx, login, email)
-		return r, err
+	f := l.join(ctx, key, func(ctx context.Context, f *flight) (Result, error) {
+		return l.run(ctx, f, login, email)
 	})
 	select {
+	case <-f.done:
+		return f.r, f.err
 	case <-ctx.Done():
-		return l.failed(), fmt.Errorf("linking: %w: %w", ErrUnavailable, context.Cause(ctx))
-	case out := <-ch:
-		return out.Val.(Result), out.Err
+		err := fmt.Errorf("linking: %w: %w", ErrUnavailable, context.Cause(ctx))
+		if f.linkSent.Load() {
+			return unconfirmed(Decision{}), fmt.Errorf("linking: gave up waiting for a link sent: %w", err)
+		}
+		return l.failed(err), err
 	}
 }
 
+// join returns the flight for key, starting it with work when there is none.
+// The work runs under a context with ctx's values, not its cancellation,
+// bounded by Timeout.
+func (l *Linker) join(ctx context.Context, key string, work func(context.Context, *flight) (Result, error)) *flight {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if f, ok := l.flights[key]; ok {
+		return f
+	}
+	if l.flights == nil {
+		l.flights = make(map[string]*flight)
+	}
+	f := &flight{done: make(chan struct{})}
+	l.flights[key] = f
+	go func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cmp.Or(l.Timeout, DefaultTimeout))
+		defer cancel()
+		r, err := work(ctx, f)
+		l.mu.Lock()
+		delete(l.flights, key)
+		l.mu.Unlock()
+		f.r, f.err = r, err
+		close(f.done)
+	}()
+	return f
+}
+
 // run looks up, decides, links and confirms, for one login.
-func (l *Linker) run(ctx context.Context, login Login, email string) (Result, error) {
+func (l *Linker) run(ctx context.Context, f *flight, login Login, email string) (Result, error) {
 	candidates, err := l.lookup(ctx, login.User.Email, email)
 	if err != nil {
-		return l.failed(), err
+		return l.failed(err), err
 	}
 	d := Decide(login, candidates, l.Policy)
 	r := Result{Action: d.Action, Reason: d.Reason, Decision: d}
@@ -211,6 +286,7 @@ func (l *Linker) run(ctx context.Context, login Login, email string) (Result, er
 		return r, nil
 	}
 
+	f.linkSent.Store(true)
 	linkErr := l.Store.Link(ctx, d.Primary.ID, d.Secondary)
 	if linkErr == nil {
 		r.PrimaryUserID = d.Primary.ID
@@ -218,20 +294,25 @@ func (l *Linker) run(ctx context.Context, login Login, email string) (Result, er
 		return r, nil
 	}
 	// The link may have succeeded with its response lost (and a retry then
-	// refused): only the primary as it is now can tell.
-	primary, readErr := l.Store.User(ctx, d.Primary.ID)
+	// refused): only the primary as it is now can tell. The read gets a
+	// budget of its own: the link may have spent the work's.
+	readCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cmp.Or(l.ReadBackTimeout, DefaultReadBackTimeout))
+	primary, readErr := l.Store.User(readCtx, d.Primary.ID)
+	cancel()
 	if readErr == nil && primary.Holds(d.Secondary) {
 		r.PrimaryUserID = d.Primary.ID
 		r.Reason = ReasonAlreadyLinked
 		l.afterLink(ctx, login, &r)
 		return r, nil
 	}
-	failed := l.failed()
-	failed.Decision = d
 	err = fmt.Errorf("linking: link %s into %s: %w", d.Secondary.UserIDOf(), d.Primary.ID, linkErr)
 	if readErr != nil {
-		err = fmt.Errorf("%w (read back: %w)", err, readErr)
+		// Not known whether the link is in place.
+		return unconfirmed(d), fmt.Errorf("%w (read back: %w)", err, readErr)
 	}
+	// Confirmed not in place: the login's user is still its own.
+	failed := l.failed(err)
+	failed.Decision = d
 	return failed, err
 }
 
@@ -269,23 +350,36 @@ func (l *Linker) lookup(ctx context.Context, raw, normalized string) ([]User, er
 	return all, nil
 }
 
-// failed is the result for a failing store, per Policy.OnStoreError.
-func (l *Linker) failed() Result {
+// failed is the result for a store that failed with err before any link
+// was sent: Policy.OnStoreError when the store was unavailable, and a denial
+// for anything else (a configuration error is never a reason to let logins
+// through unlinked).
+func (l *Linker) failed(err error) Result {
 	r := Result{Action: ActionDeny, Reason: ReasonStoreError}
-	if l.Policy.OnStoreError == FailOpen {
+	if l.Policy.OnStoreError == FailOpen && errors.Is(err, ErrUnavailable) {
 		r.Action = ActionNone
 	}
 	return r
 }
 
+// unconfirmed is the result for a link that was sent and whose outcome is not
+// known: a denial under every policy, to be tried again.
+func unconfirmed(d Decision) Result {
+	return Result{Action: ActionDeny, Reason: ReasonLinkUnconfirmed, Decision: d}
+}
+
 // checkConfig reports a Linker that cannot work as configured: no Store, an
-// invalid Policy, or a side effect its Store cannot perform.
+// invalid Policy, a negative timeout, or a side effect its Store cannot
+// perform.
 func (l *Linker) checkConfig() error {
 	if l.Store == nil {
 		return errors.New("linking: Linker has no Store")
 	}
 	if err := l.Policy.Validate(); err != nil {
 		return err
+	}
+	if l.Timeout < 0 || l.ReadBackTimeout < 0 {
+		return errors.New("linking: Linker has a negative Timeout or ReadBackTimeout")
 	}
 	if l.Metadata.MergeUserMetadata || len(l.Metadata.AppMetadataKeys) > 0 {
 		if _, ok := l.Store.(MetadataWriter); !ok {

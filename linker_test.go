@@ -243,23 +243,36 @@ func TestLinkerSearchCaseVariants(t *testing.T) {
 func TestLinkerStoreFailures(t *testing.T) {
 	unavailable := fmt.Errorf("503: %w", linking.ErrUnavailable)
 	limited := fmt.Errorf("429: %w", linking.ErrRateLimited)
+	refusedCredentials := errors.New("401: access_denied") // no sentinel: not the store being unavailable
+	failOpen := linking.Policy{OnStoreError: linking.FailOpen}
 	tests := []struct {
 		name   string
 		fault  func(*linkingtest.Tenant)
 		policy linking.Policy
 		want   linking.Action
+		reason linking.Reason
 		is     error
 	}{
 		{"lookup fails, fail closed", func(t *linkingtest.Tenant) { t.FailNext(linkingtest.MethodUsersByEmail, 1, unavailable) },
-			linking.Policy{}, linking.ActionDeny, linking.ErrUnavailable},
+			linking.Policy{}, linking.ActionDeny, linking.ReasonStoreError, linking.ErrUnavailable},
 		{"lookup fails, fail open", func(t *linkingtest.Tenant) { t.FailNext(linkingtest.MethodUsersByEmail, 1, unavailable) },
-			linking.Policy{OnStoreError: linking.FailOpen}, linking.ActionNone, linking.ErrUnavailable},
-		{"link rate limited, not committed", func(t *linkingtest.Tenant) { t.FailNext(linkingtest.MethodLink, 1, limited) },
-			linking.Policy{}, linking.ActionDeny, linking.ErrRateLimited},
-		{"link and read-back fail", func(t *linkingtest.Tenant) {
+			failOpen, linking.ActionNone, linking.ReasonStoreError, linking.ErrUnavailable},
+		{"lookup refused for its credentials, fail open", func(t *linkingtest.Tenant) {
+			t.FailNext(linkingtest.MethodUsersByEmail, 1, refusedCredentials)
+		}, failOpen, linking.ActionDeny, linking.ReasonStoreError, refusedCredentials},
+		{"link rate limited, confirmed not committed", func(t *linkingtest.Tenant) { t.FailNext(linkingtest.MethodLink, 1, limited) },
+			linking.Policy{}, linking.ActionDeny, linking.ReasonStoreError, linking.ErrRateLimited},
+		{"link unavailable, confirmed not committed, fail open", func(t *linkingtest.Tenant) {
+			t.FailNext(linkingtest.MethodLink, 1, unavailable)
+		}, failOpen, linking.ActionNone, linking.ReasonStoreError, linking.ErrUnavailable},
+		{"link and read-back fail, fail closed", func(t *linkingtest.Tenant) {
 			t.FailNext(linkingtest.MethodLink, 1, unavailable)
 			t.FailNext(linkingtest.MethodUser, 1, unavailable)
-		}, linking.Policy{OnStoreError: linking.FailOpen}, linking.ActionNone, linking.ErrUnavailable},
+		}, linking.Policy{}, linking.ActionDeny, linking.ReasonLinkUnconfirmed, linking.ErrUnavailable},
+		{"link and read-back fail, fail open", func(t *linkingtest.Tenant) {
+			t.FailNext(linkingtest.MethodLink, 1, unavailable)
+			t.FailNext(linkingtest.MethodUser, 1, unavailable)
+		}, failOpen, linking.ActionDeny, linking.ReasonLinkUnconfirmed, linking.ErrUnavailable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -270,8 +283,8 @@ func TestLinkerStoreFailures(t *testing.T) {
 			if !errors.Is(err, tt.is) {
 				t.Errorf("error %v, want one wrapping %v", err, tt.is)
 			}
-			if got.Action != tt.want || got.Reason != linking.ReasonStoreError || got.PrimaryUserID != "" {
-				t.Errorf("got %v/%s primary %q, want %v/store_error and no primary", got.Action, got.Reason, got.PrimaryUserID, tt.want)
+			if got.Action != tt.want || got.Reason != tt.reason || got.PrimaryUserID != "" {
+				t.Errorf("got %v/%s primary %q, want %v/%s and no primary", got.Action, got.Reason, got.PrimaryUserID, tt.want, tt.reason)
 			}
 			if got.FailedOpen() != (tt.want == linking.ActionNone) {
 				t.Errorf("FailedOpen() = %v", got.FailedOpen())
@@ -280,6 +293,148 @@ func TestLinkerStoreFailures(t *testing.T) {
 				t.Errorf("tenant changed (-before +after):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestLinkerLostResponseUnconfirmed: the link commits, its answer is lost
+// and the read-back fails too. Whatever the policy, the login is denied to be
+// tried again, never let through as a user that was just linked away; the
+// next attempt finds the link in place.
+func TestLinkerLostResponseUnconfirmed(t *testing.T) {
+	for _, mode := range []linking.FailureMode{linking.FailClosed, linking.FailOpen} {
+		tenant := seedTenant(t)
+		tenant.CommitThenFail(1, fmt.Errorf("connection reset: %w", linking.ErrUnavailable))
+		tenant.FailNext(linkingtest.MethodUser, 1, fmt.Errorf("timeout: %w", linking.ErrUnavailable))
+		l := &linking.Linker{Store: tenant, Policy: linking.Policy{OnStoreError: mode}}
+
+		got, err := l.Link(context.Background(), loginAs(otp))
+		if !errors.Is(err, linking.ErrUnavailable) || got.Action != linking.ActionDeny || got.Reason != linking.ReasonLinkUnconfirmed {
+			t.Errorf("failure mode %d: got %v/%s, %v; want deny/link_unconfirmed and ErrUnavailable", mode, got.Action, got.Reason, err)
+		}
+		wantSeedLinked(t, tenant)
+
+		// The Action tries again: the login now arrives as the primary.
+		primary, err := tenant.User(context.Background(), existing.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := l.Link(context.Background(), linking.Login{User: primary, Identity: otp.Identities[0]})
+		if err != nil || again.Action != linking.ActionNone || again.Reason != linking.ReasonLoginIsPrimary {
+			t.Errorf("failure mode %d, next login: got %v/%s, %v; want none/login_is_primary", mode, again.Action, again.Reason, err)
+		}
+	}
+}
+
+// gatedLinkStore holds every link until release is closed, and tells when a
+// link has arrived.
+type gatedLinkStore struct {
+	linking.UserStore
+	arrived chan struct{}
+	release chan struct{}
+}
+
+func (s gatedLinkStore) Link(ctx context.Context, primaryID string, secondary linking.Identity) error {
+	s.arrived <- struct{}{}
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", linking.ErrUnavailable, ctx.Err())
+	}
+	return s.UserStore.Link(ctx, primaryID, secondary)
+}
+
+// TestLinkerCallerGivesUpAfterLinkSent: a caller whose deadline passes while
+// the link is in flight is denied to try again even when the policy fails
+// open, since the link may commit; the work goes on without it and the link
+// is in place for the next attempt.
+func TestLinkerCallerGivesUpAfterLinkSent(t *testing.T) {
+	tenant := seedTenant(t)
+	store := gatedLinkStore{tenant, make(chan struct{}, 1), make(chan struct{})}
+	l := &linking.Linker{Store: store, Policy: linking.Policy{OnStoreError: linking.FailOpen}}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	type answer struct {
+		r   linking.Result
+		err error
+	}
+	first := make(chan answer, 1)
+	go func() {
+		r, err := l.Link(ctx, loginAs(otp))
+		first <- answer{r, err}
+	}()
+	<-store.arrived
+	cancel()
+	a := <-first
+	if a.r.Action != linking.ActionDeny || a.r.Reason != linking.ReasonLinkUnconfirmed || !errors.Is(a.err, context.Canceled) {
+		t.Errorf("caller that gave up: got %v/%s, %v; want deny/link_unconfirmed and context.Canceled", a.r.Action, a.r.Reason, a.err)
+	}
+
+	// A patient caller for the same login joins the work still in flight.
+	second := make(chan answer, 1)
+	go func() {
+		r, err := l.Link(context.Background(), loginAs(otp))
+		second <- answer{r, err}
+	}()
+	close(store.release)
+	b := <-second
+	if b.err != nil || b.r.Action != linking.ActionLink || b.r.PrimaryUserID != existing.ID {
+		t.Errorf("patient caller: got %v into %q, %v; want link into %q", b.r.Action, b.r.PrimaryUserID, b.err, existing.ID)
+	}
+	wantSeedLinked(t, tenant)
+	// One link in all. The patient caller joins the work in flight or, when
+	// it comes after, finds the link in place with one more lookup.
+	if n := tenant.Calls()[linkingtest.MethodLink]; n != 1 {
+		t.Errorf("links: got %d, want 1", n)
+	}
+}
+
+// TestLinkerEachCallerKeepsItsDeadline: the work for a login does not die
+// with the caller that started it. The first caller gives up at 300 ms while
+// the lookup is slow; a second caller for the same login, with a long
+// deadline, gets the link, and there is one lookup and one link in all.
+func TestLinkerEachCallerKeepsItsDeadline(t *testing.T) {
+	tenant := seedTenant(t)
+	release := make(chan struct{})
+	l := &linking.Linker{Store: gatedStore{tenant, release}}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	r, err := l.Link(ctx, loginAs(otp))
+	if !errors.Is(err, context.DeadlineExceeded) || r.Action != linking.ActionDeny || r.Reason != linking.ReasonStoreError {
+		t.Fatalf("impatient caller: got %v/%s, %v; want deny/store_error and DeadlineExceeded", r.Action, r.Reason, err)
+	}
+
+	done := make(chan struct{})
+	var got linking.Result
+	go func() {
+		defer close(done)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		got, err = l.Link(ctx, loginAs(otp))
+	}()
+	time.Sleep(50 * time.Millisecond) // the store answers only now
+	close(release)
+	<-done
+	if err != nil || got.Action != linking.ActionLink || got.PrimaryUserID != existing.ID {
+		t.Fatalf("patient caller: got %v into %q, %v; want link into %q", got.Action, got.PrimaryUserID, err, existing.ID)
+	}
+	wantSeedLinked(t, tenant)
+	wantCalls(t, tenant, linkingtest.Calls{linkingtest.MethodUsersByEmail: 1, linkingtest.MethodLink: 1})
+}
+
+// TestLinkerTimeout: the shared work is bounded by Timeout even when every
+// caller waits longer.
+func TestLinkerTimeout(t *testing.T) {
+	l := &linking.Linker{Store: blockingStore{}, Timeout: 50 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := l.Link(ctx, loginAs(otp))
+	if !errors.Is(err, linking.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("error %v, want ErrUnavailable and DeadlineExceeded", err)
+	}
+	if elapsed := time.Since(start); elapsed > 5*time.Second {
+		t.Errorf("Link returned after %v, want about Timeout", elapsed)
 	}
 }
 

@@ -262,7 +262,7 @@ func denyMessage(reason linking.Reason) string {
 	switch reason {
 	case linking.ReasonAmbiguous:
 		return messageAmbiguous
-	case linking.ReasonStoreError:
+	case linking.ReasonStoreError, linking.ReasonLinkUnconfirmed:
 		return messageUnavailable
 	}
 	return messageDenied

@@ -518,6 +518,19 @@ func TestHandler_Decisions(t *testing.T) {
 			want:   postlogin.Response{Version: 1, Action: postlogin.ActionNone, Reason: linking.ReasonStoreError, FailedOpen: true},
 			calls:  linkingtest.Calls{linkingtest.MethodUsersByEmail: 1, linkingtest.MethodLink: 1, linkingtest.MethodUser: 1},
 		},
+		{
+			name:   "link answer lost and read-back fails, fail open: deny to try again",
+			users:  []linking.User{existing(), passwordless()},
+			login:  passwordless(),
+			policy: linking.Policy{OnStoreError: linking.FailOpen},
+			fault: func(tn *linkingtest.Tenant) {
+				tn.CommitThenFail(1, linking.ErrUnavailable)
+				tn.FailNext(linkingtest.MethodUser, 1, linking.ErrUnavailable)
+			},
+			want: postlogin.Response{Version: 1, Action: postlogin.ActionDeny, Reason: linking.ReasonLinkUnconfirmed,
+				Message: messageUnavailable},
+			calls: linkingtest.Calls{linkingtest.MethodUsersByEmail: 1, linkingtest.MethodLink: 1, linkingtest.MethodUser: 1},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -161,6 +161,8 @@ func TestRespond(t *testing.T) {
 			storeErr, Response{Version: 1, Action: ActionNone, Reason: linking.ReasonStoreError, FailedOpen: true}},
 		{"fail closed", verified, linking.Result{Action: linking.ActionDeny, Reason: linking.ReasonStoreError},
 			storeErr, Response{Version: 1, Action: ActionDeny, Reason: linking.ReasonStoreError, Message: messageUnavailable}},
+		{"link sent, outcome unknown", verified, linking.Result{Action: linking.ActionDeny, Reason: linking.ReasonLinkUnconfirmed},
+			storeErr, Response{Version: 1, Action: ActionDeny, Reason: linking.ReasonLinkUnconfirmed, Message: messageUnavailable}},
 		{"ambiguous, deny", verified, linking.Result{Action: linking.ActionDeny, Reason: linking.ReasonAmbiguous},
 			nil, Response{Version: 1, Action: ActionDeny, Reason: linking.ReasonAmbiguous, Message: messageAmbiguous}},
 		{"invalid login", verified, linking.Result{Action: linking.ActionDeny, Reason: linking.ReasonInvalidLogin},

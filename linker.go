@@ -235,9 +235,9 @@ func (l *Linker) link(ctx context.Context, login Login) (Result, error) {
 	case <-f.done:
 		return f.r, f.err
 	case <-ctx.Done():
-		err := fmt.Errorf("linking: %w: %w", ErrUnavailable, context.Cause(ctx))
+		err := fmt.Errorf("%w: %w", ErrUnavailable, context.Cause(ctx))
 		if f.linkSent.Load() {
-			return unconfirmed(Decision{}), fmt.Errorf("linking: gave up waiting for a link sent: %w", err)
+			return unconfirmed(Decision{}), fmt.Errorf("linking: stopped waiting for a link already sent, try again: %w", err)
 		}
 		return l.failed(err), err
 	}

@@ -166,7 +166,7 @@ func TestDecideLoginChecks(t *testing.T) {
 	}
 }
 
-// TestRule1_UnverifiedOrMissingLoginEmailNeverLinks is DESIGN.md §4 rule 1 for
+// TestRule1_UnverifiedOrMissingLoginEmailNeverLinks is rule 1 of docs/security.md for
 // the decision; TestLinkerRule1_NoStoreCall checks the Linker makes no call.
 func TestRule1_UnverifiedOrMissingLoginEmailNeverLinks(t *testing.T) {
 	unverified := otp
@@ -181,7 +181,7 @@ func TestRule1_UnverifiedOrMissingLoginEmailNeverLinks(t *testing.T) {
 	}
 }
 
-// TestRule2_UnverifiedCandidateIsNeverPrimary is DESIGN.md §4 rule 2: an
+// TestRule2_UnverifiedCandidateIsNeverPrimary is rule 2 of docs/security.md: an
 // attacker pre-registers a password account with the victim's email and never
 // verifies it. It is dropped before counting, so it neither becomes primary
 // nor makes the victim's legitimate candidate ambiguous.
@@ -197,7 +197,7 @@ func TestRule2_UnverifiedCandidateIsNeverPrimary(t *testing.T) {
 	}
 }
 
-// TestRule3_UntrustedConnectionIsNeverPrimary is DESIGN.md §4 rule 3: an
+// TestRule3_UntrustedConnectionIsNeverPrimary is rule 3 of docs/security.md: an
 // enterprise or loosely verifying IdP vouches for the email ("nOAuth").
 func TestRule3_UntrustedConnectionIsNeverPrimary(t *testing.T) {
 	azure := user("waad", "azure-jane", "contoso-azure", "jane@example.com", true)
@@ -236,7 +236,7 @@ func TestRule3_UntrustedConnectionIsNeverPrimary(t *testing.T) {
 	}
 }
 
-// TestRule4_TrojanIdentityIsRefused is DESIGN.md §4 rule 4: a candidate that
+// TestRule4_TrojanIdentityIsRefused is rule 4 of docs/security.md: a candidate that
 // already carries an identity from an untrusted connection, or whose linked
 // identities carry another email, is refused.
 func TestRule4_TrojanIdentityIsRefused(t *testing.T) {
@@ -273,7 +273,7 @@ func TestRule4_TrojanIdentityIsRefused(t *testing.T) {
 	}
 }
 
-// TestRule5_AmbiguityIsNeverResolvedSilently is DESIGN.md §4 rule 5.
+// TestRule5_AmbiguityIsNeverResolvedSilently is rule 5 of docs/security.md.
 func TestRule5_AmbiguityIsNeverResolvedSilently(t *testing.T) {
 	second := dbUser("second", "jane@example.com", true)
 	candidates := []linking.User{existing, second}
@@ -294,7 +294,7 @@ func TestRule5_AmbiguityIsNeverResolvedSilently(t *testing.T) {
 	}
 }
 
-// TestRule6_CandidateEmailsAreRecompared is DESIGN.md §4 rule 6 for the
+// TestRule6_CandidateEmailsAreRecompared is rule 6 of docs/security.md for the
 // decision: whatever the store matched, every candidate's stored email is
 // compared again after normalization, and confusables do not match.
 func TestRule6_CandidateEmailsAreRecompared(t *testing.T) {
@@ -315,7 +315,7 @@ func TestRule6_CandidateEmailsAreRecompared(t *testing.T) {
 	}
 }
 
-// TestRule7_LinksOnlyTheAuthenticatingIdentity is DESIGN.md §4 rule 7.
+// TestRule7_LinksOnlyTheAuthenticatingIdentity is rule 7 of docs/security.md.
 func TestRule7_LinksOnlyTheAuthenticatingIdentity(t *testing.T) {
 	got := linking.Decide(loginAs(otp), []linking.User{existing}, linking.Policy{})
 	if diff := cmp.Diff(otp.Identities[0], got.Secondary); diff != "" {
@@ -330,7 +330,7 @@ func TestRule7_LinksOnlyTheAuthenticatingIdentity(t *testing.T) {
 	}
 }
 
-// TestRule9_NeverSelfNeverPrimaryAsSecondary is DESIGN.md §4 rule 9.
+// TestRule9_NeverSelfNeverPrimaryAsSecondary is rule 9 of docs/security.md.
 func TestRule9_NeverSelfNeverPrimaryAsSecondary(t *testing.T) {
 	// The login's own user, even as a separate copy, is never a candidate.
 	got := linking.Decide(loginAs(existing), []linking.User{existing}, linking.Policy{})

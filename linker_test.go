@@ -65,7 +65,7 @@ func TestLinkerSeedScenario(t *testing.T) {
 	wantCalls(t, tenant, linkingtest.Calls{linkingtest.MethodUsersByEmail: 1, linkingtest.MethodLink: 1})
 }
 
-// TestLinkerRule1_NoStoreCall is DESIGN.md §4 rule 1: a login whose email is
+// TestLinkerRule1_NoStoreCall is rule 1 of docs/security.md: a login whose email is
 // unverified or missing causes no store call at all, so certainly no write.
 func TestLinkerRule1_NoStoreCall(t *testing.T) {
 	unverified := otp

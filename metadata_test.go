@@ -32,7 +32,7 @@ func TestLinkerSideEffects(t *testing.T) {
 	})
 }
 
-// TestRule8_AppMetadataNeverCarriedByDefault is DESIGN.md §4 rule 8: the
+// TestRule8_AppMetadataNeverCarriedByDefault is rule 8 of docs/security.md: the
 // secondary's app_metadata (roles, plans) never flows into the primary unless
 // the caller lists the keys.
 func TestRule8_AppMetadataNeverCarriedByDefault(t *testing.T) {
@@ -52,7 +52,7 @@ func TestRule8_AppMetadataNeverCarriedByDefault(t *testing.T) {
 	}
 }
 
-// TestLinkerRule4_TrojanIdentityWritesNothing is DESIGN.md §4 rule 4 through
+// TestLinkerRule4_TrojanIdentityWritesNothing is rule 4 of docs/security.md through
 // the Linker: a candidate holding an untrusted identity, or a linked identity
 // with another email, is refused and nothing is written.
 func TestLinkerRule4_TrojanIdentityWritesNothing(t *testing.T) {

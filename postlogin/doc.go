@@ -29,8 +29,8 @@
 //
 // The identity that authenticated the login is the one identity of the user
 // whose connection equals connection.name and whose provider equals
-// connection.strategy; it is the only identity the Linker may link (DESIGN.md
-// §4 rule 7). A request where none or several match is invalid.
+// connection.strategy; it is the only identity the Linker may link (rule 7 of
+// docs/security.md). A request where none or several match is invalid.
 //
 // A response (Response) tells the Action what to do:
 //

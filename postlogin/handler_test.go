@@ -328,7 +328,7 @@ func hexMAC(key []byte, timestamp string, body []byte) string {
 }
 
 // TestRule10_UnsignedStaleOrTamperedRequestsNeverReachTheStore checks
-// DESIGN.md §4 rule 10 on one valid request: signed with the shared secret
+// rule 10 of docs/security.md on one valid request: signed with the shared secret
 // and fresh, it is answered; changed in any byte of its body, signed with
 // another key, replayed after the window, or too large, it is refused before
 // the Linker runs, so the tenant sees no call.

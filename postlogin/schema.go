@@ -74,7 +74,7 @@ type Connection struct {
 // Login returns the login the request describes, for linking.Linker.Link.
 // Its identity is the one identity of the user whose connection is
 // Connection.Name and whose provider is Connection.Strategy: never any other
-// identity of the request (DESIGN.md §4 rule 7). The error wraps
+// identity of the request (rule 7 of docs/security.md). The error wraps
 // ErrInvalidRequest when the user id or the connection is missing, or when no
 // identity, or more than one, matches.
 func (r Request) Login() (linking.Login, error) {

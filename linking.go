@@ -60,16 +60,15 @@ type User struct {
 	AppMetadata, UserMetadata map[string]any
 }
 
-// MainIdentity returns the identity the user's ID is made from, and whether
-// the user holds it. It falls back to the first identity when none matches ID.
+// MainIdentity returns the identity the user's ID is made from
+// ("provider|user_id"), and whether the user holds it. A user that holds no
+// such identity has no main identity: it is never guessed from another one,
+// since a link must name the secondary user exactly.
 func (u User) MainIdentity() (Identity, bool) {
 	for _, id := range u.Identities {
 		if id.UserIDOf() == u.ID {
 			return id, true
 		}
-	}
-	if len(u.Identities) > 0 {
-		return u.Identities[0], true
 	}
 	return Identity{}, false
 }
@@ -140,19 +139,22 @@ var (
 	// error, a timeout, a 5xx or a 429. Trying again later may succeed.
 	ErrUnavailable = errors.New("linking: store unavailable")
 	// ErrRateLimited means the store refused the call for its rate limit
-	// (HTTP 429). Errors that wrap it also wrap ErrUnavailable.
-	ErrRateLimited = &rateLimitedError{}
+	// (HTTP 429). It wraps ErrUnavailable: errors.Is(err, ErrUnavailable)
+	// holds for every error that wraps it.
+	ErrRateLimited error = rateLimitedError{}
 	// ErrInvalidLogin means the Login given to the Linker is not consistent:
 	// no user id, or an identity the user does not hold.
 	ErrInvalidLogin = errors.New("linking: invalid login")
 )
 
+// rateLimitedError is the type of ErrRateLimited, a sentinel that wraps
+// another.
 type rateLimitedError struct{}
 
-func (*rateLimitedError) Error() string { return "linking: store rate limit reached" }
+func (rateLimitedError) Error() string { return "linking: store rate limit reached" }
 
 // Unwrap makes ErrRateLimited also an ErrUnavailable.
-func (*rateLimitedError) Unwrap() error { return ErrUnavailable }
+func (rateLimitedError) Unwrap() error { return ErrUnavailable }
 
 // Metadata is a user's metadata, or the part of it to write.
 type Metadata struct {

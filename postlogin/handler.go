@@ -1,6 +1,7 @@
 package postlogin
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -100,9 +101,9 @@ func NewHandler(l *linking.Linker, c Config) (*Handler, error) {
 	}
 	h := &Handler{
 		linker:  l,
-		timeout: cmpOr(c.Timeout, DefaultTimeout),
-		maxSkew: cmpOr(c.MaxSkew, DefaultMaxSkew),
-		maxBody: cmpOr(c.MaxBodyBytes, DefaultMaxBodyBytes),
+		timeout: cmp.Or(c.Timeout, DefaultTimeout),
+		maxSkew: cmp.Or(c.MaxSkew, DefaultMaxSkew),
+		maxBody: cmp.Or(c.MaxBodyBytes, DefaultMaxBodyBytes),
 		now:     c.Now,
 		logger:  c.Logger,
 	}
@@ -127,15 +128,6 @@ func NewHandler(l *linking.Linker, c Config) (*Handler, error) {
 		h.logger = slog.New(slog.DiscardHandler)
 	}
 	return h, nil
-}
-
-// cmpOr returns v, or def when v is zero.
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 // Mux returns a mux that serves h at Path and a liveness check at HealthPath.

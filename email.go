@@ -6,6 +6,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/net/idna"
 )
 
 // ErrInvalidEmail is wrapped by every error of NormalizeEmail.
@@ -27,17 +29,26 @@ func (e *EmailError) Error() string {
 func (e *EmailError) Unwrap() error { return ErrInvalidEmail }
 
 // NormalizeEmail returns the form of an email that the rule compares: trimmed
-// of surrounding white space, ASCII lowercased, with its domain lowercased and
+// of surrounding white space, its ASCII letters lowercased and its domain
 // written in IDNA A-labels ("jane@Bücher.DE" becomes "jane@xn--bcher-kva.de").
 // It changes nothing else: "+tags" and dots stay, since providers differ in
 // what they ignore, and an address that differs is another person's.
 //
-// It refuses, with an *EmailError, what it cannot compare safely: white space
-// or control characters inside, no "@" or several, comma or semicolon lists,
-// quoted local parts, comments, domain literals, non-ASCII local parts (where
-// "mıke" would pass for "mike"), domain labels that mix scripts or use
-// letters whose lowercase is ASCII (the Kelvin sign "K"), and over-long
-// addresses.
+// The domain must be valid IDNA2008, as golang.org/x/net/idna checks it under
+// UTS #46 (nontransitional, so "ß" stays; STD3 rules; the hyphen, joiner and
+// Bidi rules; DNS lengths), and must be written in the form it is stored in:
+// apart from the case of ASCII letters, a domain that UTS #46 would map to
+// another is refused rather than mapped. So "ｅxample.com" (a fullwidth "e"),
+// "ſ", "ĳ", "ª", the Kelvin sign "K", "BÜCHER.de" (uppercase beyond ASCII)
+// and text not in NFC are refused, and an A-label is accepted only as the
+// canonical encoding of such a domain.
+//
+// It also refuses, with an *EmailError, what it cannot compare safely: white
+// space or control characters inside, no "@" or several, comma or semicolon
+// lists, quoted local parts, comments, domain literals, non-ASCII local parts
+// (where "mıke" would pass for "mike"), domain labels that mix scripts, use a
+// script outside a short list or characters other than letters, nonspacing
+// marks, ASCII digits and hyphens, and over-long addresses.
 //
 // NormalizeEmail is idempotent: a result normalizes to itself.
 func NormalizeEmail(email string) (string, error) {
@@ -125,130 +136,101 @@ func normalizeLocal(local string) (string, string) {
 	return local, ""
 }
 
-func normalizeDomain(domain string) (string, string) {
-	if domain == "" {
-		return "", "empty domain"
-	}
-	if !strings.Contains(domain, ".") {
-		return "", "domain has no dot"
-	}
-	var b strings.Builder // used only once a label changes
-	rest := domain
-	for done := 0; ; {
-		label, tail, more := strings.Cut(rest, ".")
-		a, problem := normalizeLabel(label)
-		if problem != "" {
-			return "", problem
-		}
-		if a != label && b.Len() == 0 {
-			b.WriteString(domain[:done])
-		}
-		if b.Len() > 0 || a != label {
-			b.WriteString(a)
-			if more {
-				b.WriteByte('.')
-			}
-		}
-		if !more {
-			break
-		}
-		done += len(label) + 1
-		rest = tail
-	}
-	out := domain
-	if b.Len() > 0 {
-		out = b.String()
-	}
-	if len(out) > 253 {
-		return "", "domain longer than 253 bytes"
-	}
-	return out, ""
-}
+// domainProfile checks a domain against IDNA2008 as UTS #46 applies it
+// (nontransitional, STD3 ASCII rules, the hyphen, joiner and Bidi rules, DNS
+// lengths) without mapping it: a character that UTS #46 would map to another
+// (an uppercase or fullwidth letter, "ſ", "ĳ", "ª", text not in NFC) is an
+// error, never silently replaced.
+var domainProfile = idna.New(idna.ValidateForRegistration())
 
-// normalizeLabel returns a domain label lowercased, as an A-label when it is
-// not ASCII.
-func normalizeLabel(label string) (string, string) {
-	if label == "" {
+// normalizeDomain lowercases the ASCII letters of a domain and writes it in
+// A-labels. Apart from that lowercasing, the form given must be the form
+// stored: a domain that UTS #46 would map to another form is refused, and so
+// is an A-label that is not the canonical encoding of a valid U-label.
+func normalizeDomain(domain string) (string, string) {
+	switch {
+	case domain == "":
+		return "", "empty domain"
+	case !strings.Contains(domain, "."):
+		return "", "domain has no dot"
+	case domain[0] == '.' || domain[len(domain)-1] == '.' || strings.Contains(domain, ".."):
 		return "", "empty domain label"
 	}
-	if !isASCII(label) {
-		return toALabel(label)
+	domain = lowerASCII(domain)
+	a, err := domainProfile.ToASCII(domain)
+	if err != nil {
+		return "", fmt.Sprintf("domain is not valid IDNA2008 as written (%v)", err)
 	}
-	if len(label) > 63 {
-		return "", "domain label longer than 63 bytes"
-	}
-	if label[0] == '-' || label[len(label)-1] == '-' {
-		return "", "domain label starts or ends with a hyphen"
-	}
-	upper := false
-	for i := 0; i < len(label); i++ {
-		switch c := label[i]; {
-		case 'A' <= c && c <= 'Z':
-			upper = true
-		case 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-':
-		default:
-			return "", fmt.Sprintf("character %q not allowed in domain", c)
+	u := a
+	if strings.Contains(a, "xn--") {
+		if u, err = domainProfile.ToUnicode(a); err != nil {
+			return "", fmt.Sprintf("domain is not valid IDNA2008 as written (%v)", err)
 		}
 	}
-	if upper {
-		label = strings.ToLower(label)
-	}
-	if strings.HasPrefix(label, "xn--") {
-		// An A-label must be the canonical form of a valid U-label.
-		u, err := punyDecode(label[len("xn--"):])
-		if err != nil || isASCII(u) {
-			return "", "malformed IDNA label"
+	// The profile maps nothing, so the domain as given, a and u have the
+	// same labels in the same order.
+	for in, out := domain, a; in != ""; {
+		var li, la, lu string
+		li, in, _ = strings.Cut(in, ".")
+		la, out, _ = strings.Cut(out, ".")
+		lu, u, _ = strings.Cut(u, ".")
+		if isASCII(li) && la != li {
+			return "", "A-label is not the canonical form of a U-label"
 		}
-		if a, problem := toALabel(u); problem != "" || a != label {
-			return "", "malformed IDNA label"
+		if problem := checkLabelScripts(lu); problem != "" {
+			return "", problem
 		}
 	}
-	return label, ""
+	return a, ""
 }
 
-// toALabel checks a non-ASCII label, lowercases it and encodes it as an
-// A-label.
-func toALabel(label string) (string, string) {
-	if utf8.RuneCountInString(label) > 63 {
-		return "", "domain label longer than 63 characters"
+// checkLabelScripts applies the project's policy to a U-label, on top of
+// IDNA2008: letters only from the scripts listed in scripts, not mixed, and
+// besides them only nonspacing marks, ASCII digits and hyphens.
+func checkLabelScripts(label string) string {
+	if isASCII(label) {
+		return ""
 	}
-	var b strings.Builder
 	var script *unicode.RangeTable
 	for _, r := range label {
-		lower := unicode.ToLower(r)
-		if r >= utf8.RuneSelf && lower < utf8.RuneSelf {
-			return "", fmt.Sprintf("character %q in domain passes for ASCII", r)
-		}
 		switch {
-		case lower == '-' || '0' <= lower && lower <= '9':
-		case unicode.IsLetter(lower) || unicode.Is(unicode.Mn, lower):
-			s := scriptOf(lower)
+		case r == '-' || '0' <= r && r <= '9':
+		case unicode.IsLetter(r) || unicode.Is(unicode.Mn, r):
+			s := scriptOf(r)
 			if s == nil {
-				return "", fmt.Sprintf("character %q not allowed in domain", r)
+				return fmt.Sprintf("character %q not allowed in domain", r)
 			}
 			if s == unicode.Inherited {
 				break
 			}
 			if script != nil && !compatibleScripts(script, s) {
-				return "", "domain label mixes scripts"
+				return "domain label mixes scripts"
 			}
 			if script == nil || script == unicode.Han {
 				script = s
 			}
 		default:
-			return "", fmt.Sprintf("character %q not allowed in domain", r)
+			return fmt.Sprintf("character %q not allowed in domain", r)
 		}
-		b.WriteRune(lower)
 	}
-	u := b.String()
-	if u[0] == '-' || u[len(u)-1] == '-' {
-		return "", "domain label starts or ends with a hyphen"
+	return ""
+}
+
+// lowerASCII returns s with its ASCII letters lowercased and every other
+// character as it is.
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
 	}
-	a := "xn--" + punyEncode(u)
-	if len(a) > 63 {
-		return "", "domain label longer than 63 bytes"
-	}
-	return a, ""
+	return s
 }
 
 func isASCII(s string) bool {

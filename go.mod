@@ -5,6 +5,7 @@ go 1.24.0
 require (
 	github.com/auth0/go-auth0 v1.45.0
 	github.com/google/go-cmp v0.7.0
+	golang.org/x/net v0.38.0
 	golang.org/x/oauth2 v0.32.0
 	golang.org/x/sync v0.19.0
 )
@@ -23,4 +24,5 @@ require (
 	github.com/segmentio/asm v1.2.0 // indirect
 	golang.org/x/crypto v0.36.0 // indirect
 	golang.org/x/sys v0.31.0 // indirect
+	golang.org/x/text v0.23.0 // indirect
 )

@@ -19,6 +19,7 @@ import (
 	"github.com/idlink/linking/mgmt"
 	"github.com/idlink/linking/mgmt/mgmttest"
 	"github.com/idlink/linking/postlogin"
+	"github.com/idlink/linking/postlogin/postlogintest"
 )
 
 // storeTimeKey is the context key of the *atomic.Int64 that timedStore adds
@@ -67,7 +68,7 @@ func (w storeTimeWriter) WriteHeader(status int) {
 }
 
 // requestFromEvent is the request action.js builds from its event.
-func requestFromEvent(ev mgmttest.PostLoginEvent) postlogin.Request {
+func requestFromEvent(ev postlogintest.Event) postlogin.Request {
 	req := postlogin.Request{
 		User:          postlogin.User{UserID: ev.User.UserID, Email: ev.User.Email, EmailVerified: ev.User.EmailVerified},
 		Connection:    postlogin.Connection{Name: ev.Connection.Name, Strategy: ev.Connection.Strategy},
@@ -121,7 +122,7 @@ func BenchmarkHandlerAddedLatency(b *testing.B) {
 	ctx := context.Background()
 	emu := mgmttest.NewServer(linkingtest.NewTenant(), mgmttest.WithLatency(latency))
 	defer emu.Close()
-	flow := &mgmttest.LoginFlow{Tenant: emu.Tenant}
+	flow := &postlogintest.LoginFlow{Tenant: emu.Tenant}
 	store, err := mgmt.New(ctx, emu.Domain(), emu.ClientID(), emu.ClientSecret(), emu.ClientOptions()...)
 	if err != nil {
 		b.Fatal(err)

@@ -25,10 +25,11 @@ import (
 	"github.com/idlink/linking/mgmt"
 	"github.com/idlink/linking/mgmt/mgmttest"
 	"github.com/idlink/linking/postlogin"
+	"github.com/idlink/linking/postlogin/postlogintest"
 )
 
 // The end-to-end tests run one login the whole way: the login model
-// (mgmttest.LoginFlow) creates the passwordless user as Auth0 does and
+// (postlogintest.LoginFlow) creates the passwordless user as Auth0 does and
 // builds the event; real Node.js runs action.js (through
 // testdata/run-action.js) with it; the Action sends a signed HTTPS request
 // to the Handler; the Handler's Linker goes through mgmt.Store and go-auth0
@@ -52,7 +53,7 @@ var janeDB = linking.User{
 type tenantSetup struct {
 	node   string
 	emu    *mgmttest.Server
-	flow   *mgmttest.LoginFlow
+	flow   *postlogintest.LoginFlow
 	url    string // the Action secret LINKING_URL
 	caFile string // the service's certificate, PEM, for NODE_EXTRA_CA_CERTS
 
@@ -70,7 +71,7 @@ func deploy(t *testing.T, users ...linking.User) *tenantSetup {
 	s := &tenantSetup{node: requireNode(t)}
 	s.emu = mgmttest.NewTLSServer(linkingtest.NewTenant(users...))
 	t.Cleanup(s.emu.Close)
-	s.flow = &mgmttest.LoginFlow{Tenant: s.emu.Tenant}
+	s.flow = &postlogintest.LoginFlow{Tenant: s.emu.Tenant}
 
 	store, err := mgmt.New(t.Context(), s.emu.Domain(), s.emu.ClientID(), s.emu.ClientSecret(), s.emu.ClientOptions()...)
 	if err != nil {
@@ -100,9 +101,9 @@ func deploy(t *testing.T, users ...linking.User) *tenantSetup {
 
 // loginRecord is one login run end to end, and what it cost.
 type loginRecord struct {
-	tx  *mgmttest.Transaction
-	run mgmttest.ActionRun
-	res mgmttest.LoginResult
+	tx  *postlogintest.Transaction
+	run postlogintest.ActionRun
+	res postlogintest.LoginResult
 	// apiCalls are the Management API requests made during the login,
 	// and serviceRequests the requests the Action sent to the service.
 	apiCalls, serviceRequests int
@@ -133,7 +134,7 @@ func (s *tenantSetup) login(t *testing.T, actionFile, email string) loginRecord 
 
 // runAction runs the Action in actionFile once in Node with ev, as Auth0
 // would, trusting the service's certificate, and returns what it did.
-func (s *tenantSetup) runAction(t *testing.T, actionFile string, ev mgmttest.PostLoginEvent) mgmttest.ActionRun {
+func (s *tenantSetup) runAction(t *testing.T, actionFile string, ev postlogintest.Event) postlogintest.ActionRun {
 	t.Helper()
 	event, err := json.Marshal(ev)
 	if err != nil {
@@ -150,7 +151,7 @@ func (s *tenantSetup) runAction(t *testing.T, actionFile string, ev mgmttest.Pos
 	if err != nil {
 		t.Fatalf("node run-action.js %s: %v\n%s", actionFile, err, stderr.Bytes())
 	}
-	var run mgmttest.ActionRun
+	var run postlogintest.ActionRun
 	if err := json.Unmarshal(out, &run); err != nil {
 		t.Fatalf("node run-action.js printed %q: %v", out, err)
 	}
@@ -159,7 +160,7 @@ func (s *tenantSetup) runAction(t *testing.T, actionFile string, ev mgmttest.Pos
 
 // calls describes the api calls of run, e.g.
 // `authentication.setPrimaryUser("auth0|63d1")`.
-func calls(run mgmttest.ActionRun) []string {
+func calls(run postlogintest.ActionRun) []string {
 	out := []string{}
 	for _, c := range run.Calls {
 		args := make([]string, len(c.Args))
@@ -275,8 +276,8 @@ func TestEndToEnd_WithoutSetPrimaryUser(t *testing.T) {
 	if diff := cmp.Diff([]string{}, calls(first.run)); diff != "" {
 		t.Errorf("the Action's api calls (-want +got):\n%s", diff)
 	}
-	if first.res.Succeeded || !errors.Is(first.res.Err, mgmttest.ErrUserNotFound) {
-		t.Fatalf("first login: got succeeded %v (%v), want it to fail with %v", first.res.Succeeded, first.res.Err, mgmttest.ErrUserNotFound)
+	if first.res.Succeeded || !errors.Is(first.res.Err, postlogintest.ErrUserNotFound) {
+		t.Fatalf("first login: got succeeded %v (%v), want it to fail with %v", first.res.Succeeded, first.res.Err, postlogintest.ErrUserNotFound)
 	}
 	if msg := first.res.Err.Error(); !strings.Contains(msg, first.tx.User.ID) || !strings.Contains(msg, "linked into") {
 		t.Errorf("failure: got %q, want it to name %q and the link", msg, first.tx.User.ID)

@@ -15,8 +15,9 @@
 //   {"calls":[{"method":"authentication.setPrimaryUser","args":["auth0|63d1"]}],
 //    "error":"<message, when the Action threw>","logs":["..."]}
 //
-// (the JSON of mgmttest.ActionRun). The exit status is 0 whenever the Action
-// ran, even when it threw; 2 when the Action or the event could not be read.
+// (the JSON of postlogintest.ActionRun). The exit status is 0 whenever the
+// Action ran, even when it threw; 2 when the Action or the event could not be
+// read.
 // For an HTTPS service with a certificate of its own, run Node with
 // NODE_EXTRA_CA_CERTS=ca.pem.
 'use strict';

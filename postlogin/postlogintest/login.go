@@ -1,4 +1,17 @@
-package mgmttest
+// Package postlogintest models Auth0's login pipeline around a post-login
+// Action, for tests that run an Action end to end: LoginFlow picks or creates
+// the login's user as Auth0 does, Transaction.Event builds the event the
+// Action receives, and Transaction.Finish applies what the Action asked of its
+// api object by Auth0's rules (setPrimaryUser at most once, deny, metadata
+// dropped when setPrimaryUser was called) and says how the login ended: the
+// user the tokens are issued for, or why Auth0 fails the login. The Action
+// itself runs outside, in Node.js; what it called comes back as an ActionRun.
+//
+// It is to postlogin what mgmttest is to mgmt: mgmttest emulates the
+// Management API that the decision service calls, postlogintest models the
+// login that the Action runs in. Both work over a linkingtest.Tenant, and
+// the model never sends a Management API request.
+package postlogintest
 
 import (
 	"context"
@@ -24,18 +37,18 @@ var (
 	// tenant. It is what a login gets when the Action links the login's
 	// user into another one and does not call setPrimaryUser: the login's
 	// subject no longer exists, and Auth0 issues no tokens.
-	ErrUserNotFound = errors.New("mgmttest: login failed: the login's user does not exist")
+	ErrUserNotFound = errors.New("postlogintest: login failed: the login's user does not exist")
 	// ErrIdentityNotHeld: the login's final subject exists but does not
 	// hold the identity the person authenticated with.
-	ErrIdentityNotHeld = errors.New("mgmttest: login failed: the login's user does not hold the identity used")
+	ErrIdentityNotHeld = errors.New("postlogintest: login failed: the login's user does not hold the identity used")
 	// ErrSetPrimaryUser: the Action called setPrimaryUser against Auth0's
 	// rules: more than once, or with an id that is not a string of 1 to
 	// MaxPrimaryUserIDLen characters.
-	ErrSetPrimaryUser = errors.New("mgmttest: login failed: invalid call of api.authentication.setPrimaryUser")
+	ErrSetPrimaryUser = errors.New("postlogintest: login failed: invalid call of api.authentication.setPrimaryUser")
 	// ErrAccessDenied: the Action called api.access.deny.
-	ErrAccessDenied = errors.New("mgmttest: login denied by the Action")
+	ErrAccessDenied = errors.New("postlogintest: login denied by the Action")
 	// ErrActionFailed: the Action threw an error.
-	ErrActionFailed = errors.New("mgmttest: login failed: the Action threw an error")
+	ErrActionFailed = errors.New("postlogintest: login failed: the Action threw an error")
 )
 
 // The post-login api methods that LoginFlow applies, as named in
@@ -53,11 +66,12 @@ const (
 // Action (the test does that, in Node.js), and then applies what the Action
 // asked of its api object by Auth0's rules.
 //
-// Use the Emulator's Tenant, so that what the Action's service changes
-// through the Management API is what the next login sees. LoginFlow reads
-// the tenant with Tenant.Users, and writes to it only as Auth0 itself would
-// (a new user, metadata the Action set): none of it is a Management API
-// request, so the Emulator's counters show only what the service did.
+// Use the Tenant of the mgmttest Emulator the Action's service talks to, so
+// that what the service changes through the Management API is what the next
+// login sees. LoginFlow reads the tenant with Tenant.Users, and writes to it
+// only as Auth0 itself would (a new user, metadata the Action set): none of
+// it is a Management API request, so the Emulator's counters show only what
+// the service did.
 //
 // A LoginFlow is safe for concurrent use; its fields must not change once
 // it is in use.
@@ -106,7 +120,7 @@ type Transaction struct {
 func (f *LoginFlow) PasswordlessEmail(ctx context.Context, email string) (*Transaction, error) {
 	conn, ok := f.Tenant.ConnectionByName("email")
 	if !ok {
-		return nil, errors.New(`mgmttest: passwordless login: the tenant has no "email" connection`)
+		return nil, errors.New(`postlogintest: passwordless login: the tenant has no "email" connection`)
 	}
 	email = strings.ToLower(strings.TrimSpace(email))
 	tx := &Transaction{ID: "tx_" + randomHex(8), Connection: conn, flow: f}
@@ -124,7 +138,7 @@ func (f *LoginFlow) PasswordlessEmail(ctx context.Context, email string) (*Trans
 	id := linking.Identity{Provider: conn.Strategy, UserID: newID, Connection: conn.Name}
 	u := linking.User{ID: id.UserIDOf(), Email: email, EmailVerified: true, Identities: []linking.Identity{id}}
 	if err := f.Tenant.AddUser(ctx, u); err != nil {
-		return nil, fmt.Errorf("mgmttest: passwordless login of %s: create the user: %w", email, err)
+		return nil, fmt.Errorf("postlogintest: passwordless login of %s: create the user: %w", email, err)
 	}
 	if stored, ok := findUser(f.Tenant.Users(), u.ID); ok {
 		u = stored // with the tenant's CreatedAt
@@ -161,9 +175,9 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// PostLoginEvent is the event object a post-login Action receives, with
-// the fields this model fills. Set Secrets before handing it to the Action.
-type PostLoginEvent struct {
+// Event is the event object a post-login Action receives, with the fields
+// this model fills. Set Secrets before handing it to the Action.
+type Event struct {
 	User        EventUser         `json:"user"`
 	Connection  EventConnection   `json:"connection"`
 	Client      EventClient       `json:"client"`
@@ -220,9 +234,9 @@ type EventTransaction struct {
 // login's user as it is before the Action runs, its metadata as empty
 // objects when it has none, the connection used, and a browser login
 // ("oidc-basic-profile") from 127.0.0.1. Secrets is empty.
-func (tx *Transaction) Event() PostLoginEvent {
+func (tx *Transaction) Event() Event {
 	u := tx.User
-	ev := PostLoginEvent{
+	ev := Event{
 		User: EventUser{
 			UserID:        u.ID,
 			Email:         u.Email,
@@ -314,7 +328,7 @@ type LoginResult struct {
 // tenant fails to store the metadata.
 func (tx *Transaction) Finish(ctx context.Context, run ActionRun) (LoginResult, error) {
 	if tx.finished {
-		return LoginResult{}, fmt.Errorf("mgmttest: transaction %s is already finished", tx.ID)
+		return LoginResult{}, fmt.Errorf("postlogintest: transaction %s is already finished", tx.ID)
 	}
 	tx.finished = true
 	res := LoginResult{Subject: tx.User.ID}
@@ -356,12 +370,12 @@ func (tx *Transaction) Finish(ctx context.Context, run ActionRun) (LoginResult, 
 		case APISetAppMetadata, APISetUserMetadata:
 			key, err := stringArg(c, 0)
 			if err != nil {
-				return LoginResult{}, fmt.Errorf("mgmttest: api.%s: %w", c.Method, err)
+				return LoginResult{}, fmt.Errorf("postlogintest: api.%s: %w", c.Method, err)
 			}
 			var value any
 			if len(c.Args) > 1 {
 				if err := json.Unmarshal(c.Args[1], &value); err != nil {
-					return LoginResult{}, fmt.Errorf("mgmttest: api.%s: value: %w", c.Method, err)
+					return LoginResult{}, fmt.Errorf("postlogintest: api.%s: value: %w", c.Method, err)
 				}
 			}
 			target := &meta.AppMetadata
@@ -373,7 +387,7 @@ func (tx *Transaction) Finish(ctx context.Context, run ActionRun) (LoginResult, 
 			}
 			(*target)[key] = value
 		default:
-			return LoginResult{}, fmt.Errorf("mgmttest: the Action called api.%s, which LoginFlow does not model", c.Method)
+			return LoginResult{}, fmt.Errorf("postlogintest: the Action called api.%s, which LoginFlow does not model", c.Method)
 		}
 	}
 	if deniedSet {
@@ -406,7 +420,7 @@ func (tx *Transaction) Finish(ctx context.Context, run ActionRun) (LoginResult, 
 		res.MetadataDiscarded = true
 	case hasMeta:
 		if err := tx.flow.Tenant.UpdateMetadata(ctx, subject.ID, meta); err != nil {
-			return LoginResult{}, fmt.Errorf("mgmttest: store the metadata the Action set for %q: %w", subject.ID, err)
+			return LoginResult{}, fmt.Errorf("postlogintest: store the metadata the Action set for %q: %w", subject.ID, err)
 		}
 	}
 	res.Succeeded = true

@@ -1,4 +1,4 @@
-package mgmttest_test
+package postlogintest_test
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 
 	"github.com/idlink/linking"
 	"github.com/idlink/linking/linkingtest"
-	"github.com/idlink/linking/mgmt/mgmttest"
+	"github.com/idlink/linking/postlogin/postlogintest"
 )
 
 // The seed's failure, with the Action's part played by hand: Jane signed up
@@ -21,7 +21,7 @@ func ExampleLoginFlow() {
 		ID: "auth0|63d1", Email: "jane@example.com", EmailVerified: true,
 		Identities: []linking.Identity{{Provider: "auth0", UserID: "63d1", Connection: "Username-Password-Authentication"}},
 	})
-	flow := &mgmttest.LoginFlow{Tenant: tenant, NewUserID: func() string { return "6f1c" }}
+	flow := &postlogintest.LoginFlow{Tenant: tenant, NewUserID: func() string { return "6f1c" }}
 
 	for range 2 {
 		tx, err := flow.PasswordlessEmail(ctx, "jane@example.com")
@@ -37,7 +37,7 @@ func ExampleLoginFlow() {
 				return
 			}
 		}
-		res, err := tx.Finish(ctx, mgmttest.ActionRun{}) // the Action called nothing
+		res, err := tx.Finish(ctx, postlogintest.ActionRun{}) // the Action called nothing
 		if err != nil {
 			fmt.Println(err)
 			return
@@ -50,7 +50,7 @@ func ExampleLoginFlow() {
 	// Output:
 	// login as email|6f1c created: true
 	// succeeded: false as email|6f1c
-	// mgmttest: login failed: the login's user does not exist: "email|6f1c" (its identity email|6f1c was linked into "auth0|63d1" during the login, and the Action did not call setPrimaryUser)
+	// postlogintest: login failed: the login's user does not exist: "email|6f1c" (its identity email|6f1c was linked into "auth0|63d1" during the login, and the Action did not call setPrimaryUser)
 	// login as auth0|63d1 created: false
 	// succeeded: true as auth0|63d1
 }

@@ -1,4 +1,4 @@
-package mgmttest_test
+package postlogintest_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/idlink/linking"
 	"github.com/idlink/linking/linkingtest"
 	"github.com/idlink/linking/mgmt/mgmttest"
+	"github.com/idlink/linking/postlogin/postlogintest"
 )
 
 // dbUser is the user who signed up with email and password.
@@ -23,9 +24,9 @@ var dbUser = linking.User{
 
 // newFlow returns a LoginFlow over a tenant holding users, whose new
 // passwordless users get the ids "6f1c", "6f1d", ...
-func newFlow(users ...linking.User) *mgmttest.LoginFlow {
+func newFlow(users ...linking.User) *postlogintest.LoginFlow {
 	ids := []string{"6f1c", "6f1d", "6f1e"}
-	return &mgmttest.LoginFlow{
+	return &postlogintest.LoginFlow{
 		Tenant: linkingtest.NewTenant(users...),
 		NewUserID: func() string {
 			id := ids[0]
@@ -36,9 +37,9 @@ func newFlow(users ...linking.User) *mgmttest.LoginFlow {
 }
 
 // call is an api call with its arguments as JSON.
-func call(t *testing.T, method string, args ...any) mgmttest.ActionCall {
+func call(t *testing.T, method string, args ...any) postlogintest.ActionCall {
 	t.Helper()
-	c := mgmttest.ActionCall{Method: method}
+	c := postlogintest.ActionCall{Method: method}
 	for _, a := range args {
 		b, err := json.Marshal(a)
 		if err != nil {
@@ -79,16 +80,16 @@ func TestLoginFlow_FirstPasswordlessLoginCreatesTheUser(t *testing.T) {
 	}
 
 	ev := tx.Event()
-	wantEvent := mgmttest.PostLoginEvent{
-		User: mgmttest.EventUser{
+	wantEvent := postlogintest.Event{
+		User: postlogintest.EventUser{
 			UserID: "email|6f1c", Email: "jane@example.com", EmailVerified: true,
-			Identities:  []mgmttest.EventIdentity{{Provider: "email", UserID: "6f1c", Connection: "email"}},
+			Identities:  []postlogintest.EventIdentity{{Provider: "email", UserID: "6f1c", Connection: "email"}},
 			AppMetadata: map[string]any{}, UserMetadata: map[string]any{},
 		},
-		Connection:  mgmttest.EventConnection{ID: "con_0000000000000002", Name: "email", Strategy: "email"},
-		Client:      mgmttest.EventClient{ClientID: "app-client-id", Name: "My App"},
-		Request:     mgmttest.EventRequest{IP: "127.0.0.1", Method: "POST", UserAgent: "Mozilla/5.0"},
-		Transaction: mgmttest.EventTransaction{ID: tx.ID, Protocol: "oidc-basic-profile"},
+		Connection:  postlogintest.EventConnection{ID: "con_0000000000000002", Name: "email", Strategy: "email"},
+		Client:      postlogintest.EventClient{ClientID: "app-client-id", Name: "My App"},
+		Request:     postlogintest.EventRequest{IP: "127.0.0.1", Method: "POST", UserAgent: "Mozilla/5.0"},
+		Transaction: postlogintest.EventTransaction{ID: tx.ID, Protocol: "oidc-basic-profile"},
 		Secrets:     map[string]string{},
 	}
 	if diff := cmp.Diff(wantEvent, ev); diff != "" {
@@ -163,7 +164,7 @@ func TestTransaction_Finish(t *testing.T) {
 		// linked: the service linked the login's identity into dbUser
 		// while the Action ran.
 		linked bool
-		calls  func(t *testing.T) []mgmttest.ActionCall
+		calls  func(t *testing.T) []postlogintest.ActionCall
 		threw  string
 
 		wantSucceeded bool
@@ -177,96 +178,96 @@ func TestTransaction_Finish(t *testing.T) {
 	}{
 		{
 			name: "linked, then setPrimaryUser: the login ends as the primary", linked: true,
-			calls: func(t *testing.T) []mgmttest.ActionCall {
-				return []mgmttest.ActionCall{call(t, mgmttest.APISetPrimaryUser, dbUser.ID)}
+			calls: func(t *testing.T) []postlogintest.ActionCall {
+				return []postlogintest.ActionCall{call(t, postlogintest.APISetPrimaryUser, dbUser.ID)}
 			},
 			wantSucceeded: true, wantSubject: dbUser.ID, wantMeta: map[string]any{"plan": "pro"},
 		},
 		{
 			name: "linked, no setPrimaryUser: the seed's failure", linked: true,
-			calls:       func(*testing.T) []mgmttest.ActionCall { return nil },
-			wantSubject: passwordlessID, wantErr: mgmttest.ErrUserNotFound,
+			calls:       func(*testing.T) []postlogintest.ActionCall { return nil },
+			wantSubject: passwordlessID, wantErr: postlogintest.ErrUserNotFound,
 			wantErrText: `does not exist: "email|6f1c" (its identity email|6f1c was linked into "auth0|63d1"`,
 		},
 		{
 			name:          "nothing to link, nothing called: the login goes on",
-			calls:         func(*testing.T) []mgmttest.ActionCall { return nil },
+			calls:         func(*testing.T) []postlogintest.ActionCall { return nil },
 			wantSucceeded: true, wantSubject: passwordlessID,
 		},
 		{
 			name: "nothing to link, the marker: written to the login's user",
-			calls: func(t *testing.T) []mgmttest.ActionCall {
-				return []mgmttest.ActionCall{call(t, mgmttest.APISetAppMetadata, "linking", map[string]any{"checked_email": "jane@example.com"})}
+			calls: func(t *testing.T) []postlogintest.ActionCall {
+				return []postlogintest.ActionCall{call(t, postlogintest.APISetAppMetadata, "linking", map[string]any{"checked_email": "jane@example.com"})}
 			},
 			wantSucceeded: true, wantSubject: passwordlessID,
 			wantMeta: map[string]any{"linking": map[string]any{"checked_email": "jane@example.com"}},
 		},
 		{
 			name: "metadata with setPrimaryUser: discarded", linked: true,
-			calls: func(t *testing.T) []mgmttest.ActionCall {
-				return []mgmttest.ActionCall{
-					call(t, mgmttest.APISetAppMetadata, "linking", map[string]any{"checked_email": "jane@example.com"}),
-					call(t, mgmttest.APISetUserMetadata, "locale", "fr"),
-					call(t, mgmttest.APISetPrimaryUser, dbUser.ID),
+			calls: func(t *testing.T) []postlogintest.ActionCall {
+				return []postlogintest.ActionCall{
+					call(t, postlogintest.APISetAppMetadata, "linking", map[string]any{"checked_email": "jane@example.com"}),
+					call(t, postlogintest.APISetUserMetadata, "locale", "fr"),
+					call(t, postlogintest.APISetPrimaryUser, dbUser.ID),
 				}
 			},
 			wantSucceeded: true, wantSubject: dbUser.ID, wantDiscarded: true, wantMeta: map[string]any{"plan": "pro"},
 		},
 		{
 			name: "setPrimaryUser without a link: the primary does not hold the identity",
-			calls: func(t *testing.T) []mgmttest.ActionCall {
-				return []mgmttest.ActionCall{call(t, mgmttest.APISetPrimaryUser, dbUser.ID)}
+			calls: func(t *testing.T) []postlogintest.ActionCall {
+				return []postlogintest.ActionCall{call(t, postlogintest.APISetPrimaryUser, dbUser.ID)}
 			},
-			wantSubject: dbUser.ID, wantErr: mgmttest.ErrIdentityNotHeld,
+			wantSubject: dbUser.ID, wantErr: postlogintest.ErrIdentityNotHeld,
 			wantErrText: `email|6f1c is not among the identities of "auth0|63d1"`,
 		},
 		{
 			name: "setPrimaryUser to a user that does not exist", linked: true,
-			calls: func(t *testing.T) []mgmttest.ActionCall {
-				return []mgmttest.ActionCall{call(t, mgmttest.APISetPrimaryUser, "auth0|nobody")}
+			calls: func(t *testing.T) []postlogintest.ActionCall {
+				return []postlogintest.ActionCall{call(t, postlogintest.APISetPrimaryUser, "auth0|nobody")}
 			},
-			wantSubject: "auth0|nobody", wantErr: mgmttest.ErrUserNotFound,
+			wantSubject: "auth0|nobody", wantErr: postlogintest.ErrUserNotFound,
 		},
 		{
 			name: "setPrimaryUser twice", linked: true,
-			calls: func(t *testing.T) []mgmttest.ActionCall {
-				c := call(t, mgmttest.APISetPrimaryUser, dbUser.ID)
-				return []mgmttest.ActionCall{c, c}
+			calls: func(t *testing.T) []postlogintest.ActionCall {
+				c := call(t, postlogintest.APISetPrimaryUser, dbUser.ID)
+				return []postlogintest.ActionCall{c, c}
 			},
-			wantSubject: passwordlessID, wantErr: mgmttest.ErrSetPrimaryUser, wantErrText: "more than once",
+			wantSubject: passwordlessID, wantErr: postlogintest.ErrSetPrimaryUser, wantErrText: "more than once",
 		},
 		{
 			name: "setPrimaryUser with 129 characters", linked: true,
-			calls: func(t *testing.T) []mgmttest.ActionCall {
-				return []mgmttest.ActionCall{call(t, mgmttest.APISetPrimaryUser, "auth0|"+strings.Repeat("a", 123))}
+			calls: func(t *testing.T) []postlogintest.ActionCall {
+				return []postlogintest.ActionCall{call(t, postlogintest.APISetPrimaryUser, "auth0|"+strings.Repeat("a", 123))}
 			},
-			wantSubject: passwordlessID, wantErr: mgmttest.ErrSetPrimaryUser, wantErrText: "got 129",
+			wantSubject: passwordlessID, wantErr: postlogintest.ErrSetPrimaryUser, wantErrText: "got 129",
 		},
 		{
 			name: "setPrimaryUser with a number", linked: true,
-			calls: func(t *testing.T) []mgmttest.ActionCall {
-				return []mgmttest.ActionCall{call(t, mgmttest.APISetPrimaryUser, 63)}
+			calls: func(t *testing.T) []postlogintest.ActionCall {
+				return []postlogintest.ActionCall{call(t, postlogintest.APISetPrimaryUser, 63)}
 			},
-			wantSubject: passwordlessID, wantErr: mgmttest.ErrSetPrimaryUser, wantErrText: "not a string",
+			wantSubject: passwordlessID, wantErr: postlogintest.ErrSetPrimaryUser, wantErrText: "not a string",
 		},
 		{
 			name: "deny wins over setPrimaryUser", linked: true,
-			calls: func(t *testing.T) []mgmttest.ActionCall {
-				return []mgmttest.ActionCall{
-					call(t, mgmttest.APISetPrimaryUser, dbUser.ID),
-					call(t, mgmttest.APIDeny, "Please contact support."),
-					call(t, mgmttest.APIDeny, "second"),
+			calls: func(t *testing.T) []postlogintest.ActionCall {
+				return []postlogintest.ActionCall{
+					call(t, postlogintest.APISetPrimaryUser, dbUser.ID),
+					call(t, postlogintest.APIDeny, "Please contact support."),
+					call(t, postlogintest.APIDeny, "second"),
 				}
 			},
-			wantSubject: passwordlessID, wantErr: mgmttest.ErrAccessDenied, wantDenied: "Please contact support.",
+			wantSubject: passwordlessID, wantErr: postlogintest.ErrAccessDenied, wantDenied: "Please contact support.",
 		},
 		{
 			name: "the Action threw", linked: true,
-			calls: func(t *testing.T) []mgmttest.ActionCall {
-				return []mgmttest.ActionCall{call(t, mgmttest.APISetPrimaryUser, dbUser.ID)}
+			calls: func(t *testing.T) []postlogintest.ActionCall {
+				return []postlogintest.ActionCall{call(t, postlogintest.APISetPrimaryUser, dbUser.ID)}
 			},
 			threw:       "fetch failed",
-			wantSubject: passwordlessID, wantErr: mgmttest.ErrActionFailed, wantErrText: "fetch failed",
+			wantSubject: passwordlessID, wantErr: postlogintest.ErrActionFailed, wantErrText: "fetch failed",
 		},
 	}
 	for _, tt := range tests {
@@ -282,7 +283,7 @@ func TestTransaction_Finish(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			got, err := tx.Finish(ctx, mgmttest.ActionRun{Calls: tt.calls(t), Error: tt.threw})
+			got, err := tx.Finish(ctx, postlogintest.ActionRun{Calls: tt.calls(t), Error: tt.threw})
 			if err != nil {
 				t.Fatalf("Finish: %v", err)
 			}
@@ -322,10 +323,10 @@ func TestTransaction_FinishMisuse(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
 		name  string
-		calls []mgmttest.ActionCall
+		calls []postlogintest.ActionCall
 	}{
-		{"an api method the model does not know", []mgmttest.ActionCall{{Method: "idToken.setCustomClaim"}}},
-		{"metadata without a key", []mgmttest.ActionCall{{Method: mgmttest.APISetAppMetadata}}},
+		{"an api method the model does not know", []postlogintest.ActionCall{{Method: "idToken.setCustomClaim"}}},
+		{"metadata without a key", []postlogintest.ActionCall{{Method: postlogintest.APISetAppMetadata}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -333,7 +334,7 @@ func TestTransaction_FinishMisuse(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := tx.Finish(ctx, mgmttest.ActionRun{Calls: tt.calls}); err == nil {
+			if _, err := tx.Finish(ctx, postlogintest.ActionRun{Calls: tt.calls}); err == nil {
 				t.Errorf("Finish: got no error, want one")
 			}
 		})
@@ -344,29 +345,29 @@ func TestTransaction_FinishMisuse(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := tx.Finish(ctx, mgmttest.ActionRun{}); err != nil {
+		if _, err := tx.Finish(ctx, postlogintest.ActionRun{}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := tx.Finish(ctx, mgmttest.ActionRun{}); err == nil {
+		if _, err := tx.Finish(ctx, postlogintest.ActionRun{}); err == nil {
 			t.Errorf("second Finish: got no error, want one")
 		}
 	})
 }
 
 // TestLoginFlow_MakesNoAPIRequest: the model changes the tenant as Auth0
-// does, not through the Management API, so the Emulator's counters show
-// only what a service did.
+// does, not through the Management API, so the mgmttest Emulator's counters
+// show only what a service did.
 func TestLoginFlow_MakesNoAPIRequest(t *testing.T) {
 	ctx := context.Background()
 	srv := mgmttest.NewServer(linkingtest.NewTenant(dbUser))
 	defer srv.Close()
-	flow := &mgmttest.LoginFlow{Tenant: srv.Tenant}
+	flow := &postlogintest.LoginFlow{Tenant: srv.Tenant}
 	tx, err := flow.PasswordlessEmail(ctx, "jane@example.com")
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := tx.Finish(ctx, mgmttest.ActionRun{Calls: []mgmttest.ActionCall{
-		call(t, mgmttest.APISetAppMetadata, "linking", map[string]any{"checked_email": "jane@example.com"}),
+	res, err := tx.Finish(ctx, postlogintest.ActionRun{Calls: []postlogintest.ActionCall{
+		call(t, postlogintest.APISetAppMetadata, "linking", map[string]any{"checked_email": "jane@example.com"}),
 	}})
 	if err != nil || !res.Succeeded {
 		t.Fatalf("Finish: got %+v, %v; want a success", res, err)

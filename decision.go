@@ -21,9 +21,13 @@ const (
 	ActionLink
 	// ActionDeny: refuse the login.
 	ActionDeny
+	// ActionAbsorb: link the other users of Decision.Absorb into the
+	// login's own user, the primary the Policy's Selector chose; the login
+	// goes on as itself (no setPrimaryUser).
+	ActionAbsorb
 )
 
-// String returns "none", "link" or "deny".
+// String returns "none", "link", "deny" or "absorb".
 func (a Action) String() string {
 	switch a {
 	case ActionNone:
@@ -32,6 +36,8 @@ func (a Action) String() string {
 		return "link"
 	case ActionDeny:
 		return "deny"
+	case ActionAbsorb:
+		return "absorb"
 	}
 	return fmt.Sprintf("Action(%d)", int(a))
 }
@@ -55,8 +61,16 @@ const (
 	ReasonAlreadyLinked Reason = "already_linked"
 	// ReasonNoCandidate: no eligible candidate.
 	ReasonNoCandidate Reason = "no_candidate"
-	// ReasonAmbiguous: more than one eligible candidate; none is picked.
+	// ReasonAbsorbed: the Policy's Selector chose the login's own user as
+	// the primary; the other eligible users are linked into it.
+	ReasonAbsorbed Reason = "absorbed"
+	// ReasonAmbiguous: more than one eligible candidate and no Selector, or
+	// a Selector that cannot tell the best two apart; none is picked.
 	ReasonAmbiguous Reason = "ambiguous"
+	// ReasonBlockedAccount: a blocked user that would otherwise be eligible
+	// shares the login's email; the login is denied, so that a ban is not
+	// evaded by signing up again (see Policy.InsecureIgnoreBlockedAccounts).
+	ReasonBlockedAccount Reason = "blocked_account"
 	// ReasonLoginEmailMissing: the login's user has no email.
 	ReasonLoginEmailMissing Reason = "login_email_missing"
 	// ReasonLoginEmailUnverified: the login's email is not verified.
@@ -92,7 +106,8 @@ const (
 	ReasonEligible Reason = "eligible"
 	// ReasonSelf: the candidate is the login's own user.
 	ReasonSelf Reason = "self"
-	// ReasonBlocked: the candidate is blocked.
+	// ReasonBlocked: the candidate is blocked; it would be eligible
+	// otherwise.
 	ReasonBlocked Reason = "blocked"
 	// ReasonEmailUnverified: the candidate's email is not verified.
 	ReasonEmailUnverified Reason = "email_unverified"
@@ -131,11 +146,20 @@ type Decision struct {
 	Action Action
 	// Reason says why.
 	Reason Reason
-	// Primary is the user the login must end as; set when Action is ActionLink.
+	// Primary is the user the login must end as; set when Action is
+	// ActionLink, and the login's own user with ActionAbsorb.
 	Primary User
 	// Secondary is the identity to link into Primary: always the identity
 	// that authenticated the login. Set when Action is ActionLink.
 	Secondary Identity
+	// Absorb are the users to link into the login's user, sorted by user
+	// id; set when Action is ActionAbsorb. Each is linked by its main
+	// identity.
+	Absorb []User
+	// ChosenBy names the Preference that made Primary the choice over the
+	// user closest to it, when the Policy's Selector chose (see
+	// Selector.Select); empty otherwise.
+	ChosenBy string
 	// Email is the login's normalized email, when it has a valid one.
 	Email string
 	// Candidates holds a verdict for every distinct candidate, sorted by
@@ -148,14 +172,24 @@ type Decision struct {
 // for any order of candidates.
 //
 // The login is linked only when its email is present, verified, valid and
-// vouched for by a trusted connection, and exactly one candidate is eligible:
-// not the login's user, not blocked, with an email that equals the login's
-// after normalization and is verified and vouched for by a trusted
-// connection, holding no identity that is untrusted or carries another email.
-// More than one eligible candidate is never resolved silently: the decision is
-// ActionDeny or ActionNone as p.OnAmbiguous says. An eligible candidate that
-// already holds the login's identity means the link is in place: the decision
-// is ActionLink with ReasonAlreadyLinked, and nothing needs writing.
+// vouched for by a trusted connection, and a candidate is eligible: not the
+// login's user, not blocked, with an email that equals the login's after
+// normalization and is verified and vouched for by a trusted connection,
+// holding no identity that is untrusted or carries another email.
+//
+// Without a Selector in the Policy, the one eligible candidate is the
+// primary, and more than one is never resolved: the decision is ActionDeny or
+// ActionNone as p.OnAmbiguous says. With a Selector, the primary is the user
+// it chooses among the login's user and every eligible candidate: another
+// user (ActionLink, the login's identity is linked into it) or the login's
+// own (ActionAbsorb, the others are linked into it); a tie it cannot break is
+// ambiguous as above.
+//
+// An eligible candidate that already holds the login's identity means the
+// link is in place: the decision is ActionLink with ReasonAlreadyLinked, and
+// nothing needs writing. A blocked candidate that would otherwise be
+// eligible denies the login with ReasonBlockedAccount, unless
+// p.InsecureIgnoreBlockedAccounts.
 func Decide(login Login, candidates []User, p Policy) Decision {
 	d := Decision{Action: ActionNone}
 	email, reason := checkLogin(login, p)
@@ -169,6 +203,7 @@ func Decide(login Login, candidates []User, p Policy) Decision {
 	}
 
 	var eligible, holders []User
+	blocked := false
 	for _, c := range distinct(candidates) {
 		v := Verdict{UserID: c.user.ID, Reason: c.conflict}
 		if v.Reason == "" {
@@ -179,35 +214,56 @@ func Decide(login Login, candidates []User, p Policy) Decision {
 			eligible = append(eligible, c.user)
 		case ReasonAlreadyLinked:
 			holders = append(holders, c.user)
+		case ReasonBlocked:
+			blocked = true
 		}
 		v.Eligible = v.Reason == ReasonEligible || v.Reason == ReasonAlreadyLinked
 		d.Candidates = append(d.Candidates, v)
 	}
-	if len(holders) == 1 {
+	switch {
+	case blocked && !p.InsecureIgnoreBlockedAccounts:
+		d.Action, d.Reason = ActionDeny, ReasonBlockedAccount
+		return d
+	case len(holders) == 1:
 		// The link is in place (a repeated call for a login that was
 		// linked): the login ends as the user holding its identity.
-		eligible, d.Reason = holders, ReasonAlreadyLinked
-	} else {
-		eligible = append(eligible, holders...)
+		d.Action, d.Reason = ActionLink, ReasonAlreadyLinked
+		d.Primary, d.Secondary = holders[0], login.Identity
+		return d
 	}
+	eligible = append(eligible, holders...)
 
-	switch len(eligible) {
-	case 0:
+	switch {
+	case len(eligible) == 0:
 		d.Reason = ReasonNoCandidate
-	case 1:
-		d.Action = ActionLink
-		if d.Reason == "" {
-			d.Reason = ReasonLinked
+	case len(p.Select) > 0:
+		group := append([]User{login.User}, eligible...)
+		best, by, ok := p.Select.Select(group)
+		switch {
+		case !ok:
+			d.ambiguous(p)
+		case best == 0:
+			d.Action, d.Reason = ActionAbsorb, ReasonAbsorbed
+			d.Primary, d.Absorb, d.ChosenBy = login.User, eligible, by
+		default:
+			d.Action, d.Reason = ActionLink, ReasonLinked
+			d.Primary, d.Secondary, d.ChosenBy = group[best], login.Identity, by
 		}
-		d.Primary = eligible[0]
-		d.Secondary = login.Identity
+	case len(eligible) == 1:
+		d.Action, d.Reason = ActionLink, ReasonLinked
+		d.Primary, d.Secondary = eligible[0], login.Identity
 	default:
-		d.Reason = ReasonAmbiguous
-		if p.OnAmbiguous == AmbiguousDeny {
-			d.Action = ActionDeny
-		}
+		d.ambiguous(p)
 	}
 	return d
+}
+
+// ambiguous makes d the answer to an ambiguous email, per p.OnAmbiguous.
+func (d *Decision) ambiguous(p Policy) {
+	d.Reason = ReasonAmbiguous
+	if p.OnAmbiguous == AmbiguousDeny {
+		d.Action = ActionDeny
+	}
 }
 
 // checkLogin returns the login's normalized email, or the reason the login is
@@ -237,13 +293,11 @@ func checkLogin(login Login, p Policy) (string, Reason) {
 }
 
 // judge returns ReasonEligible or why the candidate c cannot be the primary
-// for a login whose normalized email is email.
+// for a login whose normalized email is email. A blocked candidate is
+// ReasonBlocked only when it would be eligible otherwise.
 func judge(login Login, email string, c User, p Policy) Reason {
 	if c.ID == login.User.ID {
 		return ReasonSelf
-	}
-	if c.Blocked {
-		return ReasonBlocked
 	}
 	got, err := NormalizeEmail(c.Email)
 	if err != nil {
@@ -267,7 +321,10 @@ func judge(login Login, email string, c User, p Policy) Reason {
 			return ReasonIdentityEmailMismatch
 		}
 	}
-	if c.Holds(login.Identity) {
+	switch {
+	case c.Blocked:
+		return ReasonBlocked
+	case c.Holds(login.Identity):
 		return ReasonAlreadyLinked
 	}
 	return ReasonEligible

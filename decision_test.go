@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/idlink/linking"
@@ -103,7 +104,7 @@ func TestDecideCandidateVerdicts(t *testing.T) {
 	invalid := dbUser("invalid", "jane@example.com,john@example.com", true)
 	upper := dbUser("upper", "JANE@EXAMPLE.COM", true)
 
-	got := linking.Decide(loginAs(otp), []linking.User{blocked, other, invalid, upper}, linking.Policy{})
+	got := linking.Decide(loginAs(otp), []linking.User{blocked, other, invalid, upper}, linking.Policy{InsecureIgnoreBlockedAccounts: true})
 	want := []linking.Verdict{
 		verdict(blocked, linking.ReasonBlocked),
 		verdict(invalid, linking.ReasonEmailInvalid),
@@ -115,6 +116,39 @@ func TestDecideCandidateVerdicts(t *testing.T) {
 	}
 	if got.Action != linking.ActionLink || got.Primary.ID != upper.ID {
 		t.Errorf("got %v into %q, want link into %q", got.Action, got.Primary.ID, upper.ID)
+	}
+}
+
+// TestDecideBlockedAccount: a blocked user that would be eligible denies
+// the login by default, so that a ban is not evaded by signing in again with
+// a passwordless code; the opt-out leaves it out. A blocked user that would
+// not be eligible anyway (unverified) changes nothing.
+func TestDecideBlockedAccount(t *testing.T) {
+	blocked := dbUser("blocked", "jane@example.com", true)
+	blocked.Blocked = true
+	unverified := dbUser("unverified", "jane@example.com", false)
+	unverified.Blocked = true
+	tests := []struct {
+		name       string
+		candidates []linking.User
+		policy     linking.Policy
+		want       linking.Action
+		reason     linking.Reason
+	}{
+		{"blocked alone", []linking.User{blocked}, linking.Policy{}, linking.ActionDeny, linking.ReasonBlockedAccount},
+		{"blocked beside an eligible user", []linking.User{blocked, existing}, linking.Policy{}, linking.ActionDeny, linking.ReasonBlockedAccount},
+		{"blocked, with selection", []linking.User{blocked, existing}, linking.Policy{Select: linking.RecommendedSelector}, linking.ActionDeny, linking.ReasonBlockedAccount},
+		{"opt-out, blocked alone", []linking.User{blocked}, linking.Policy{InsecureIgnoreBlockedAccounts: true}, linking.ActionNone, linking.ReasonNoCandidate},
+		{"opt-out, beside an eligible user", []linking.User{blocked, existing}, linking.Policy{InsecureIgnoreBlockedAccounts: true}, linking.ActionLink, linking.ReasonLinked},
+		{"blocked and unverified", []linking.User{unverified, existing}, linking.Policy{}, linking.ActionLink, linking.ReasonLinked},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := linking.Decide(loginAs(otp), tt.candidates, tt.policy)
+			if got.Action != tt.want || got.Reason != tt.reason {
+				t.Errorf("got %v/%s, want %v/%s", got.Action, got.Reason, tt.want, tt.reason)
+			}
+		})
 	}
 }
 
@@ -374,6 +408,7 @@ func randomCandidates(r *rand.Rand, login linking.Login) []linking.User {
 		p := providers[r.Intn(len(providers))]
 		u := user(p.provider, fmt.Sprintf("u%d", r.Intn(8)), p.connection, emails[r.Intn(len(emails))], r.Intn(3) > 0)
 		u.Blocked = r.Intn(10) == 0
+		u.CreatedAt = created.Add(time.Duration(r.Intn(5)-2) * time.Hour)
 		if r.Intn(8) == 0 { // a user the login's identity was already linked into
 			u.Identities = append(u.Identities, login.Identity)
 		}
@@ -392,8 +427,18 @@ func randomCandidates(r *rand.Rand, login linking.Login) []linking.User {
 func TestDecideProperties(t *testing.T) {
 	r := rand.New(rand.NewSource(1))
 	policies := []linking.Policy{{}, {OnAmbiguous: linking.AmbiguousContinue},
-		{TrustedProviders: []string{"auth0", "email", "google-oauth2"}}}
+		{TrustedProviders: []string{"auth0", "email", "google-oauth2"}},
+		{InsecureIgnoreBlockedAccounts: true},
+		{Select: linking.RecommendedSelector, InsecureIgnoreBlockedAccounts: true},
+		{Select: linking.Selector{linking.PreferConnection("email"), linking.PreferOldest},
+			TrustedProviders: []string{"auth0", "email", "google-oauth2"}, InsecureIgnoreBlockedAccounts: true}}
 	login := loginAs(otp)
+	var absorbs, selected int
+	defer func() {
+		if absorbs == 0 || selected == 0 {
+			t.Errorf("%d absorbs and %d links chosen by a selector in 5000 decisions: the generator does not reach them", absorbs, selected)
+		}
+	}()
 	for i := 0; i < 5000; i++ {
 		candidates := randomCandidates(r, login)
 		p := policies[r.Intn(len(policies))]
@@ -403,6 +448,14 @@ func TestDecideProperties(t *testing.T) {
 		r.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
 		if diff := cmp.Diff(got, linking.Decide(login, shuffled, p)); diff != "" {
 			t.Fatalf("order changed the decision for %v (-first +shuffled):\n%s", candidates, diff)
+		}
+		if got.Action == linking.ActionAbsorb {
+			absorbs++
+			checkAbsorb(t, login, got, p)
+			continue
+		}
+		if got.ChosenBy != "" {
+			selected++
 		}
 		if got.Action != linking.ActionLink {
 			continue
@@ -427,9 +480,35 @@ func TestDecideProperties(t *testing.T) {
 	}
 }
 
+// checkAbsorb checks a decision to link other users into the login's user:
+// chosen by a Selector, and each absorbed user would have been eligible as a
+// primary: verified, trusted, not blocked, with the login's email, a single
+// identity of its own, never the login's user.
+func checkAbsorb(t *testing.T, login linking.Login, got linking.Decision, p linking.Policy) {
+	t.Helper()
+	if len(p.Select) == 0 || got.Primary.ID != login.User.ID || len(got.Absorb) == 0 || got.ChosenBy == "" {
+		t.Fatalf("absorb without a selector, into another user, or of nobody: %+v", got)
+	}
+	for _, u := range got.Absorb {
+		email, err := linking.NormalizeEmail(u.Email)
+		main, _ := u.MainIdentity()
+		switch {
+		case u.ID == login.User.ID:
+			t.Fatalf("absorbs the login's user: %+v", u)
+		case !u.EmailVerified || u.Blocked || len(u.Identities) != 1:
+			t.Fatalf("absorbs a user not verified, blocked or holding several identities: %+v", u)
+		case err != nil || email != got.Email:
+			t.Fatalf("absorbs a user with email %q, not the login's %q", u.Email, got.Email)
+		case !p.Trusts(main):
+			t.Fatalf("absorbs a user vouched by untrusted %+v", main)
+		}
+	}
+}
+
 func TestActionString(t *testing.T) {
 	for a, want := range map[linking.Action]string{
-		linking.ActionNone: "none", linking.ActionLink: "link", linking.ActionDeny: "deny", linking.Action(9): "Action(9)",
+		linking.ActionNone: "none", linking.ActionLink: "link", linking.ActionDeny: "deny", linking.ActionAbsorb: "absorb",
+		linking.Action(9): "Action(9)",
 	} {
 		if got := a.String(); got != want {
 			t.Errorf("Action(%d).String() = %q, want %q", int(a), got, want)

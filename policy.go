@@ -25,6 +25,15 @@ type Policy struct {
 	// administer). A connection named here is trusted whatever its provider.
 	TrustedConnections []string
 
+	// Select chooses the primary among the login's user and every eligible
+	// candidate, so that one person's users end as the one the Selector
+	// names, whatever the order of their logins: another user (the login's
+	// identity is linked into it) or the login's own (the others are linked
+	// into it). Nil keeps the rule without selection: the one eligible
+	// candidate is the primary, and several are ambiguous. See
+	// RecommendedSelector.
+	Select Selector
+
 	// OnAmbiguous says what to do when several users are eligible primaries.
 	// The zero value, AmbiguousDeny, refuses the login, as the classic Rule
 	// did.
@@ -33,6 +42,14 @@ type Policy struct {
 	// OnStoreError says what a Linker answers when the store fails. The
 	// zero value, FailClosed, denies the login.
 	OnStoreError FailureMode
+
+	// InsecureIgnoreBlockedAccounts lets a login go on when a blocked user
+	// that would otherwise be eligible shares its email; the blocked user is
+	// left out, as if it were not there. By default such a login is denied
+	// (ReasonBlockedAccount): otherwise a person whose account was blocked
+	// signs in again with a passwordless code and goes on as a fresh,
+	// unblocked user.
+	InsecureIgnoreBlockedAccounts bool
 
 	// InsecureTrustLooseProviders lets TrustedProviders include providers
 	// listed in LooseEmailProviders. These providers let the people who

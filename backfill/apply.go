@@ -19,7 +19,13 @@ import (
 // linking.UserStore: errors wrapping linking.ErrUnavailable (and
 // linking.ErrRateLimited) are tried again later; linking.ErrNotFound and
 // linking.ErrConflict are refusals of one link or unlink; any other error
-// stops the run.
+// stops the run at once: a configuration error (credentials, scopes, the
+// domain) must not wrap linking.ErrUnavailable.
+//
+// The Applier owns the retries: each Store call should be one request, with
+// no retries of its own (for mgmt.New, mgmt.WithRetryStrategy with a zero
+// RetryStrategy), so that every attempt waits for the Applier's rate limit
+// and is counted in Report.Calls, and every 429 in Report.RateLimited.
 type Store interface {
 	linking.UserStore
 	linking.MetadataWriter
@@ -55,9 +61,13 @@ type Applier struct {
 	// Tenant names the tenant, e.g. its domain. Required: the journal
 	// records it, and a journal of another tenant is refused.
 	Tenant string
-	// Policy is the linking rule's configuration; use the one the plan was
-	// made with. Every plan line is checked with it before any call.
-	Policy linking.Policy
+	// Policy is the linking rule's configuration, and Primary chooses each
+	// line's primary (nil means DefaultPrimaryPolicy); use those the plan
+	// was made with (Planner.Policy and Planner.Primary). Every plan line is
+	// checked with them before any call (Plan.Check), and each pair of users
+	// again, as the tenant has them, just before its link.
+	Policy  linking.Policy
+	Primary PrimaryPolicy
 
 	// Rate is the number of Management API calls per second, and Burst how
 	// many may go at once after a pause. Zero means DefaultRate and 1. Set
@@ -67,7 +77,8 @@ type Applier struct {
 	Burst int
 	// MaxAttempts bounds the attempts of one call when the tenant is
 	// unavailable or rate limited; then the run stops with ErrIncomplete.
-	// Zero means DefaultMaxAttempts.
+	// Zero means DefaultMaxAttempts. This is the only retry layer: see
+	// Store.
 	MaxAttempts int
 	// Backoff says how long to wait before trying again; nil means
 	// DefaultBackoff.
@@ -82,8 +93,8 @@ type Applier struct {
 	// journal.
 	DryRun bool
 
-	// Progress, when set, is called after each link or unlink, on the
-	// run's goroutine.
+	// Progress, when set, is called after each link or unlink (done,
+	// failed or skipped), on the run's goroutine.
 	Progress func(Progress)
 	// Logger receives a record per link or unlink that fails or needs a
 	// read-back; nil logs nothing.
@@ -95,8 +106,9 @@ type Applier struct {
 
 // Progress is how far a run is.
 type Progress struct {
-	// Done counts the links (or unlinks) complete, this run or before;
-	// Total is how many the plan (or journal) holds.
+	// Done counts the links (or unlinks) settled, this run or before:
+	// done, failed or skipped; Total is how many the plan (or journal)
+	// holds.
 	Done, Total int
 	// DoneThisRun counts those completed by this run, in Elapsed.
 	DoneThisRun int
@@ -115,11 +127,18 @@ type Report struct {
 	// Failed are the links (unlinks) the tenant refused and that are not in
 	// place. A later run tries them again.
 	Failed []Failure
+	// Skipped are the links of the plan not made because the users, read
+	// just before, no longer qualify: those of this run and those an
+	// earlier run with the same journal recorded. A skip is final for the
+	// journal: plan again, or apply with a new journal, to decide them
+	// anew.
+	Skipped []Skip
 	// Remaining counts the links (unlinks) left to do when the run stopped;
 	// in a dry run, those it would make.
 	Remaining int
-	// Calls counts the Management API calls made, and RateLimited those
-	// answered 429 (after the store's own retries).
+	// Calls counts the Store calls made, reads and retries included, and
+	// RateLimited those answered 429. With a Store that does not retry (see
+	// Store), they are the requests the tenant got and its 429 answers.
 	Calls, RateLimited int
 	// Elapsed is the time the run took.
 	Elapsed time.Duration
@@ -131,6 +150,33 @@ type Failure struct {
 	PrimaryID   string `json:"primary_id"`
 	SecondaryID string `json:"secondary_id"`
 	Err         string `json:"error"`
+}
+
+// Skip is a link of the plan that Apply did not make: it read both users
+// just before, and they no longer qualify under the plan's rule.
+type Skip struct {
+	Line        int    `json:"line"` // the plan line
+	PrimaryID   string `json:"primary_id"`
+	SecondaryID string `json:"secondary_id"`
+	// Reason is one of:
+	//   - ReasonPrimaryGone, ReasonSecondaryGone: the user does not exist
+	//     (deleted, or linked into another user);
+	//   - linking.ReasonAlreadyLinked: the primary holds the secondary's
+	//     identity, linked outside this journal (by a login, another run);
+	//     Undo with this journal leaves it alone;
+	//   - ReasonPrimaryIneligible: the primary cannot be a primary any more;
+	//     Verdict says why (linking.ReasonBlocked,
+	//     linking.ReasonEmailUnverified, linking.ReasonEmailMismatch, ...);
+	//   - ReasonNotChosen: the PrimaryPolicy chooses the secondary, as the
+	//     tenant has the users;
+	//   - the reason of the secondary's decision as its own login, with the
+	//     primary as candidate, when it does not link it: ReasonLoginBlocked,
+	//     linking.ReasonLoginEmailUnverified, linking.ReasonLoginIsPrimary
+	//     (it holds several identities now), linking.ReasonNoCandidate (the
+	//     primary is not eligible for it; Verdict says why, e.g.
+	//     linking.ReasonEmailMismatch when the secondary's email changed), ...
+	Reason  linking.Reason `json:"reason"`
+	Verdict linking.Reason `json:"verdict,omitempty"`
 }
 
 func (a *Applier) init() {
@@ -150,15 +196,26 @@ func (a *Applier) init() {
 // Before any call, Apply checks every line of the plan with Plan.Check and
 // the journal against the tenant and the plan: an unsafe line, or a journal
 // of another tenant or plan, is refused (an error wrapping *LineError, and
-// ErrUnsafePlan or ErrWrongJournal) and nothing is written.
+// ErrUnsafePlan or ErrWrongJournal) and nothing is written. Apply holds an
+// exclusive lock on the journal for the whole run: a journal that another
+// run has open is refused at once (ErrJournalLocked).
 //
-// Each link costs one call when nothing fails. Before it, the journal gets
-// an intent entry holding the secondary user as the plan has it, metadata
-// included, since Auth0 discards the secondary's metadata; after it, a done
-// or failed entry. A link whose call fails is confirmed by reading the
-// primary back: the identity there means done. A rerun skips what is done
-// and confirms an intent without outcome by reading back before anything
-// else, so that no link is sent twice and none is lost.
+// Each link acts on the tenant as it is, not on the plan's copy: Apply reads
+// the primary, then the secondary, and decides the pair again with the
+// plan's rule (the Policy and the PrimaryPolicy). A pair that no longer
+// qualifies is not linked: it is journaled as skipped and listed in
+// Report.Skipped with its reason (see Skip). A primary that already holds
+// the secondary's identity ends there: done, when this journal has an
+// intent for the link without outcome (a run stopped around its call), or
+// else skipped as linked outside this journal. So a link costs three calls
+// when nothing fails: two reads and the link.
+//
+// Before the link, the journal gets an intent entry holding the secondary as
+// just read, metadata included, since Auth0 discards the secondary's
+// metadata; after it, a done or failed entry. A link whose call fails is
+// confirmed by reading the primary back: the identity there means done. A
+// rerun skips what is done or skipped, and starts again with the reads for
+// the rest, so that no link is sent twice and none is lost.
 //
 // When ctx is done, the call in flight runs to its end and is journaled, and
 // Apply returns an error wrapping ErrIncomplete; so it does when the tenant
@@ -171,7 +228,7 @@ func (a *Applier) Apply(ctx context.Context, plan *Plan, journalPath string) (Re
 	if err := a.check(); err != nil {
 		return rep, err
 	}
-	if err := plan.Check(a.Policy); err != nil {
+	if err := plan.Check(a.Policy, a.Primary); err != nil {
 		return rep, err
 	}
 	j, err := openJournal(journalPath, a.Tenant, plan.Digest, !a.DryRun)
@@ -181,31 +238,39 @@ func (a *Applier) Apply(ctx context.Context, plan *Plan, journalPath string) (Re
 	defer j.close()
 	recs, _ := j.records()
 	for id, r := range recs {
-		if r.state != kindIntent && r.state != kindDone && r.state != kindFailed {
+		switch r.state {
+		case kindIntent, kindDone, kindFailed, kindSkipped:
+		default:
 			return rep, &LineError{Input: "journal", Line: r.number,
 				Err: fmt.Errorf("%w: the link of %q was undone; apply the plan with a new journal", ErrWrongJournal, id)}
 		}
 	}
 
+	settled := 0 // by earlier runs
 	for i, line := range plan.Lines {
 		for _, s := range line.Secondaries {
 			r := recs[s.ID]
-			if r != nil && r.state == kindDone {
+			switch {
+			case r != nil && r.state == kindDone:
 				rep.AlreadyDone++
+				settled++
 				continue
-			}
-			if a.DryRun {
+			case r != nil && r.state == kindSkipped:
+				rep.Skipped = append(rep.Skipped, r.skip)
+				settled++
+				continue
+			case a.DryRun:
 				rep.Remaining++
 				continue
 			}
 			if err := ctx.Err(); err != nil {
 				return a.stopped(&rep, start, fmt.Errorf("%w: %w", ErrIncomplete, context.Cause(ctx)))
 			}
-			err := a.link(ctx, j, &rep, plan.Numbers[i], line.Primary.ID, s, r != nil && r.state == kindIntent)
-			if err != nil {
+			pending := r != nil && r.state == kindIntent
+			if err := a.link(ctx, j, &rep, plan.Numbers[i], line, s, pending); err != nil {
 				return a.stopped(&rep, start, err)
 			}
-			a.progress(&rep, start)
+			a.progress(&rep, start, settled)
 		}
 	}
 	rep.Elapsed = time.Since(start)
@@ -214,7 +279,7 @@ func (a *Applier) Apply(ctx context.Context, plan *Plan, journalPath string) (Re
 
 // stopped returns rep, with Remaining set, and err.
 func (a *Applier) stopped(rep *Report, start time.Time, err error) (Report, error) {
-	rep.Remaining = rep.Total - rep.Done - rep.AlreadyDone - len(rep.Failed)
+	rep.Remaining = rep.Total - rep.Done - rep.AlreadyDone - len(rep.Failed) - len(rep.Skipped)
 	rep.Elapsed = time.Since(start)
 	return *rep, err
 }
@@ -230,22 +295,65 @@ func (a *Applier) check() error {
 	return nil
 }
 
-func (a *Applier) progress(rep *Report, start time.Time) {
+// progress reports how far the run is; settled counts the links (unlinks)
+// earlier runs settled.
+func (a *Applier) progress(rep *Report, start time.Time, settled int) {
 	if a.Progress != nil {
+		done := rep.Done + rep.AlreadyDone + len(rep.Failed) + len(rep.Skipped)
 		a.Progress(Progress{
-			Done:        rep.Done + rep.AlreadyDone + len(rep.Failed),
+			Done:        done,
 			Total:       rep.Total,
-			DoneThisRun: rep.Done + len(rep.Failed),
+			DoneThisRun: done - settled,
 			Elapsed:     time.Since(start),
 		})
 	}
 }
 
-// link links the secondary s into primaryID and journals it. resume means
-// the journal holds an intent for it without outcome.
-func (a *Applier) link(ctx context.Context, j *journal, rep *Report, line int, primaryID string, s linking.User, resume bool) error {
-	id, _ := mainIdentity(s)
-	e := entry{Line: line, Primary: primaryID, SecondaryID: s.ID}
+// link links the secondary planned into the primary of line, which is plan
+// line number n, if the users as the tenant has them still qualify, and
+// journals it. pending means the journal holds an intent for it without
+// outcome.
+func (a *Applier) link(ctx context.Context, j *journal, rep *Report, n int, line PlanLine, planned linking.User, pending bool) error {
+	primaryID := line.Primary.ID
+	id, _ := mainIdentity(planned)
+	e := entry{Line: n, Primary: primaryID, SecondaryID: planned.ID}
+	fail := func(err error) error {
+		return fmt.Errorf("backfill: link %s into %q (plan line %d): %w", planned.ID, primaryID, n, err)
+	}
+	skip := func(reason, verdict linking.Reason) error {
+		sk := Skip{Line: n, PrimaryID: primaryID, SecondaryID: planned.ID, Reason: reason, Verdict: verdict}
+		rep.Skipped = append(rep.Skipped, sk)
+		e.Kind, e.Reason, e.Verdict = kindSkipped, reason, verdict
+		a.log(slog.LevelWarn, e, nil)
+		return j.append(e)
+	}
+
+	p, found, err := a.read(ctx, rep, primaryID)
+	switch {
+	case err != nil:
+		return fail(err)
+	case !found:
+		return skip(ReasonPrimaryGone, "")
+	case p.Holds(id) && pending:
+		return a.outcome(j, rep, e, byReadBack, nil, kindDone, kindFailed)
+	case p.Holds(id):
+		return skip(linking.ReasonAlreadyLinked, "")
+	}
+	s, found, err := a.read(ctx, rep, planned.ID)
+	switch {
+	case err != nil:
+		return fail(err)
+	case !found:
+		return skip(ReasonSecondaryGone, "")
+	}
+	reason, verdict, err := a.recheck(line.Email, p, s)
+	switch {
+	case err != nil:
+		return fail(err)
+	case reason != "":
+		return skip(reason, verdict)
+	}
+
 	intent := func() error {
 		w, err := toWire(s)
 		if err != nil {
@@ -255,19 +363,65 @@ func (a *Applier) link(ctx context.Context, j *journal, rep *Report, line int, p
 		ie.Kind, ie.Secondary = kindIntent, &w
 		return j.append(ie)
 	}
-	if resume {
-		intent = nil
-	}
 	op := func(ctx context.Context) error { return a.Store.Link(ctx, primaryID, id) }
 	confirm := func(ctx context.Context) (bool, error) {
 		p, err := a.Store.User(ctx, primaryID)
 		return err == nil && p.Holds(id), err
 	}
-	by, refused, err := a.do(ctx, rep, resume, intent, op, confirm)
+	by, refused, err := a.do(ctx, rep, false, intent, op, confirm)
 	if err != nil {
-		return fmt.Errorf("backfill: link %s into %q (plan line %d): %w", s.ID, primaryID, line, err)
+		return fail(err)
 	}
 	return a.outcome(j, rep, e, by, refused, kindDone, kindFailed)
+}
+
+// read reads the user id at the rate limit, trying again while the tenant
+// is unavailable. found is false when the user does not exist.
+func (a *Applier) read(ctx context.Context, rep *Report, id string) (u linking.User, found bool, err error) {
+	op := func(ctx context.Context) (err error) {
+		u, err = a.Store.User(ctx, id)
+		return err
+	}
+	_, refused, err := a.do(ctx, rep, false, nil, op, nil)
+	switch {
+	case err != nil:
+		return u, false, err
+	case errors.Is(refused, linking.ErrNotFound):
+		return u, false, nil
+	case refused != nil:
+		return u, false, refused
+	}
+	return u, true, nil
+}
+
+// recheck decides the pair of the primary p and the secondary s, as the
+// tenant has them, with the plan's rule for a group of the normalized email
+// email: the rule of Planner.Plan and Plan.Check, over these two users. It
+// returns "" when s is to be linked into p, or else the reason and verdict
+// of the Skip.
+func (a *Applier) recheck(email string, p, s linking.User) (reason, verdict linking.Reason, err error) {
+	pair := []linking.User{p, s}
+	o := decideGroup(email, p, pair, a.Policy)
+	switch {
+	case o.primaryWhy != linking.ReasonEligible:
+		return ReasonPrimaryIneligible, o.primaryWhy, nil
+	case len(o.skipped) > 0:
+		m := o.skipped[0]
+		for _, v := range m.Candidates {
+			if v.UserID == p.ID {
+				verdict = v.Reason
+			}
+		}
+		return m.Reason, verdict, nil
+	}
+	chosen, err := choosePrimary(a.Primary, pair)
+	if err != nil {
+		return "", "", err
+	}
+	if chosen.ID != p.ID {
+		return ReasonNotChosen, "", nil
+	}
+	return "", "", nil
 }
 
 // outcome journals the outcome of a link or unlink and counts it.

@@ -2,11 +2,15 @@ package backfill_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/idlink/linking"
 	"github.com/idlink/linking/backfill"
@@ -15,9 +19,10 @@ import (
 )
 
 // TestRoundTrip plans, applies and undoes a generated tenant of 10,000 users
-// on the in-memory tenant: apply makes one link call per secondary and no
-// other call, the tenant then holds exactly the expected users and
-// identities, and undo gives back the original users, emails and metadata.
+// on the in-memory tenant: apply reads the two users of each link and makes
+// one link call, and no other call, the tenant then holds exactly the
+// expected users and identities, and undo gives back the original users,
+// emails and metadata.
 func TestRoundTrip(t *testing.T) {
 	spec := backfilltest.Spec{Seed: 3, Users: 10_000, Groups: 25}
 	p := prepare(t, spec)
@@ -32,12 +37,12 @@ func TestRoundTrip(t *testing.T) {
 	if rep.Done != len(want.Links) || rep.Total != len(want.Links) || len(rep.Failed) != 0 {
 		t.Errorf("got report %+v, want %d links done", rep, len(want.Links))
 	}
-	calls := p.tenant.Calls()
-	if got, want := calls[linkingtest.MethodLink], len(want.Links); got != want {
-		t.Errorf("got %d Link calls, want %d", got, want)
+	wantCalls := linkingtest.Calls{linkingtest.MethodLink: len(want.Links), linkingtest.MethodUser: 2 * len(want.Links)}
+	if diff := cmp.Diff(wantCalls, p.tenant.Calls()); diff != "" {
+		t.Errorf("calls (-want +got):\n%s", diff)
 	}
-	if got := len(calls) - 1; got != 0 {
-		t.Errorf("got calls %v, want Link calls only", calls)
+	if rep.Calls != 3*len(want.Links) {
+		t.Errorf("got Report.Calls %d, want %d", rep.Calls, 3*len(want.Links))
 	}
 	after := p.tenant.Users()
 	if diff := diffUsers(t, linked(p.users, want.Links), after); diff != "" {
@@ -291,31 +296,29 @@ func TestApplyFaults(t *testing.T) {
 	}
 }
 
-// TestApplyRefusedLink: a link the tenant refuses and that is not in place
-// (the secondary was deleted since the export) is reported and journaled as
-// failed; the run goes on, and a rerun tries it again.
+// TestApplyRefusedLink: a link the tenant refuses (409) and that is not in
+// place on read-back is reported and journaled as failed; the run goes on,
+// and a rerun tries it again.
 func TestApplyRefusedLink(t *testing.T) {
 	p := prepare(t, smallSpec)
 	want := smallSpec.Expected()
-	gone := p.plan.Lines[1].Secondaries[0].ID
-	if err := p.tenant.DeleteUser(context.Background(), gone); err != nil {
-		t.Fatal(err)
-	}
+	first := p.plan.Lines[0].Secondaries[0].ID
+	p.tenant.FailNext(linkingtest.MethodLink, 1, &linkingtest.APIError{Status: 409, Message: "Specified identity already exists", Err: linking.ErrConflict})
 	a := fastApplier(p.tenant)
 	rep, err := a.Apply(context.Background(), p.plan, p.journal)
 	if err != nil {
 		t.Fatalf("Apply: %v", err)
 	}
-	if len(rep.Failed) != 1 || rep.Failed[0].SecondaryID != gone || rep.Failed[0].Line != p.plan.Numbers[1] {
-		t.Fatalf("got failures %+v, want the link of %s on line %d", rep.Failed, gone, p.plan.Numbers[1])
+	if len(rep.Failed) != 1 || rep.Failed[0].SecondaryID != first || rep.Failed[0].Line != p.plan.Numbers[0] {
+		t.Fatalf("got failures %+v, want the link of %s on line %d", rep.Failed, first, p.plan.Numbers[0])
 	}
 	if rep.Done != len(want.Links)-1 {
 		t.Errorf("got %d done, want %d", rep.Done, len(want.Links)-1)
 	}
 	p.tenant.ResetCalls()
 	rep, err = a.Apply(context.Background(), p.plan, p.journal)
-	if err != nil || len(rep.Failed) != 1 || rep.AlreadyDone != len(want.Links)-1 {
-		t.Errorf("rerun: got %+v, %v; want the one failure again", rep, err)
+	if err != nil || len(rep.Failed) != 0 || rep.Done != 1 || rep.AlreadyDone != len(want.Links)-1 {
+		t.Errorf("rerun: got %+v, %v; want the failed link done", rep, err)
 	}
 	if got := p.tenant.Calls()[linkingtest.MethodLink]; got != 1 {
 		t.Errorf("rerun: got %d Link calls, want 1", got)
@@ -375,6 +378,30 @@ func TestApplyBadInput(t *testing.T) {
 				edit(1, `"user_id":"`+s.ID+`"`, `"user_id":"samlp|`+main.UserID+`"`)(t, p)
 			},
 			input: "plan", line: 1, is: backfill.ErrUnsafePlan, text: "login_connection_untrusted",
+		},
+		{
+			name: "primary and secondary swapped",
+			prepare: func(t *testing.T, p prepared) {
+				data, err := os.ReadFile(p.planPath)
+				if err != nil {
+					t.Fatal(err)
+				}
+				lines := strings.SplitAfter(string(data), "\n")
+				var l backfill.PlanLine
+				if err := json.Unmarshal([]byte(lines[1]), &l); err != nil {
+					t.Fatal(err)
+				}
+				l.Primary, l.Secondaries[0] = l.Secondaries[0], l.Primary
+				b, err := json.Marshal(l)
+				if err != nil {
+					t.Fatal(err)
+				}
+				lines[1] = string(b) + "\n"
+				if err := os.WriteFile(p.planPath, []byte(strings.Join(lines, "")), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			},
+			input: "plan", line: 2, is: backfill.ErrUnsafePlan, text: string(backfill.ReasonNotChosen),
 		},
 		{
 			name: "a user in two lines",
@@ -559,7 +586,187 @@ func TestApplyRateLimitReset(t *testing.T) {
 	if rep.RateLimited != 1 || rep.Done != len(smallSpec.Expected().Links) {
 		t.Errorf("got %d rate limited and %d done, want 1 and %d", rep.RateLimited, rep.Done, len(smallSpec.Expected().Links))
 	}
-	if got := p.tenant.Calls()[linkingtest.MethodUser]; got != 1 {
-		t.Errorf("got %d read-backs, want 1", got)
+	// Two reads before each link, and one read-back after the 429.
+	if got, want := p.tenant.Calls()[linkingtest.MethodUser], 2*len(smallSpec.Expected().Links)+1; got != want {
+		t.Errorf("got %d user reads, want %d", got, want)
+	}
+}
+
+// TestApplyLiveTenant: the tenant changes between plan and apply. Apply
+// reads both users just before each link and decides the pair again with
+// the plan's rule: a pair that no longer qualifies is skipped with its
+// reason, journaled, and final for the journal; a link that is made saves
+// the secondary as it was just before (its new metadata), so that undo
+// gives back the tenant as apply found it.
+func TestApplyLiveTenant(t *testing.T) {
+	spec := backfilltest.Spec{Seed: 7, Users: 200, Groups: 4}
+	p := prepare(t, spec)
+	ctx := context.Background()
+	lines := p.plan.Lines
+	if len(lines) < 12 {
+		t.Fatalf("got %d plan lines, want 12", len(lines))
+	}
+	update := func(id string, fn func(*linking.User)) {
+		t.Helper()
+		if _, err := p.tenant.UpdateUser(ctx, id, func(u *linking.User) error { fn(u); return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sec := func(i int) string { return lines[i].Secondaries[0].ID }
+	pri := func(i int) string { return lines[i].Primary.ID }
+
+	update(sec(0), func(u *linking.User) { u.UserMetadata = map[string]any{"theme": "changed since the plan"} })
+	update(sec(1), func(u *linking.User) { u.Blocked = true })
+	update(sec(2), func(u *linking.User) { u.Email = "someone.else@example.org" })
+	update(pri(3), func(u *linking.User) { u.EmailVerified = false })
+	if err := p.tenant.DeleteUser(ctx, sec(4)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.tenant.DeleteUser(ctx, pri(5)); err != nil {
+		t.Fatal(err)
+	}
+	// The secondary of line 6 became a primary: another user was linked
+	// into it.
+	other := linking.User{ID: "email|other", Email: "other@example.org", EmailVerified: true,
+		Identities: []linking.Identity{{Provider: "email", UserID: "other", Connection: "email"}}}
+	if err := p.tenant.AddUser(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.tenant.Link(ctx, sec(6), other.Identities[0]); err != nil {
+		t.Fatal(err)
+	}
+	// Line 7 was linked at a login since the plan.
+	main7, _ := lines[7].Secondaries[0].MainIdentity()
+	if err := p.tenant.Link(ctx, pri(7), main7); err != nil {
+		t.Fatal(err)
+	}
+	// Line 8 was edited by hand: primary and secondary swapped, with their
+	// creation times, so that the plan's copy passes Plan.Check; the
+	// tenant's users do not.
+	l8 := &lines[8]
+	l8.Primary, l8.Secondaries[0] = l8.Secondaries[0], l8.Primary
+	l8.Primary.CreatedAt, l8.Secondaries[0].CreatedAt = l8.Secondaries[0].CreatedAt, l8.Primary.CreatedAt
+	if err := p.plan.Check(backfilltest.Policy(), nil); err != nil {
+		t.Fatalf("the swapped line does not pass Check: %v", err)
+	}
+	before := p.tenant.Users()
+	p.tenant.ResetCalls()
+
+	skip := func(i int, reason, verdict linking.Reason) backfill.Skip {
+		return backfill.Skip{Line: p.plan.Numbers[i], PrimaryID: lines[i].Primary.ID, SecondaryID: lines[i].Secondaries[0].ID, Reason: reason, Verdict: verdict}
+	}
+	wantSkipped := []backfill.Skip{
+		skip(1, backfill.ReasonLoginBlocked, ""),
+		skip(2, linking.ReasonNoCandidate, linking.ReasonEmailMismatch),
+		skip(3, backfill.ReasonPrimaryIneligible, linking.ReasonEmailUnverified),
+		skip(4, backfill.ReasonSecondaryGone, ""),
+		skip(5, backfill.ReasonPrimaryGone, ""),
+		skip(6, linking.ReasonLoginIsPrimary, ""),
+		skip(7, linking.ReasonAlreadyLinked, ""),
+		skip(8, backfill.ReasonNotChosen, ""),
+	}
+	a := fastApplier(p.tenant)
+	rep, err := a.Apply(ctx, p.plan, p.journal)
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if diff := cmp.Diff(wantSkipped, rep.Skipped); diff != "" {
+		t.Errorf("skipped (-want +got):\n%s", diff)
+	}
+	if rep.Done != 4 || len(rep.Failed) != 0 || rep.Remaining != 0 {
+		t.Errorf("got %d done, %d failed, %d remaining; want 4 done (lines 0, 9, 10, 11)", rep.Done, len(rep.Failed), rep.Remaining)
+	}
+	// Three calls per link; two reads per skip, one when the primary is
+	// gone or already holds the secondary.
+	wantCalls := linkingtest.Calls{linkingtest.MethodLink: 4, linkingtest.MethodUser: 4*2 + 6*2 + 2*1}
+	if diff := cmp.Diff(wantCalls, p.tenant.Calls()); diff != "" {
+		t.Errorf("calls (-want +got):\n%s", diff)
+	}
+	if rep.Calls != 4+wantCalls[linkingtest.MethodUser] {
+		t.Errorf("got Report.Calls %d, want %d", rep.Calls, 4+wantCalls[linkingtest.MethodUser])
+	}
+	linkedNow := make(map[string]string)
+	for _, i := range []int{0, 9, 10, 11} {
+		linkedNow[sec(i)] = pri(i)
+	}
+	if diff := diffUsers(t, linked(before, linkedNow), p.tenant.Users()); diff != "" {
+		t.Errorf("tenant after apply (-want +got):\n%s", diff)
+	}
+
+	// The skips are final for the journal: a rerun reports them and makes
+	// no call.
+	p.tenant.ResetCalls()
+	rep, err = a.Apply(ctx, p.plan, p.journal)
+	if err != nil || rep.AlreadyDone != 4 || rep.Done != 0 {
+		t.Errorf("rerun: got %+v, %v; want 4 already done", rep, err)
+	}
+	if diff := cmp.Diff(wantSkipped, rep.Skipped); diff != "" {
+		t.Errorf("rerun: skipped (-want +got):\n%s", diff)
+	}
+	if calls := p.tenant.Calls(); len(calls) != 0 {
+		t.Errorf("rerun: got calls %v, want none", calls)
+	}
+
+	// Undo restores the secondary of line 0 with the metadata it had just
+	// before the link, and leaves the link of line 7 alone.
+	if _, err := a.Undo(ctx, p.journal); err != nil {
+		t.Fatalf("Undo: %v", err)
+	}
+	if diff := diffUsers(t, before, p.tenant.Users()); diff != "" {
+		t.Errorf("tenant after undo (-want +got):\n%s", diff)
+	}
+}
+
+// TestApplyPrimaryPolicy: Apply checks each line against the PrimaryPolicy
+// the plan was made with; given another one, it refuses the plan, naming the
+// first line whose primary the policy does not choose.
+func TestApplyPrimaryPolicy(t *testing.T) {
+	dir := t.TempDir()
+	users := smallSpec.All()
+	export := writeExport(t, dir, smallSpec.Each)
+	planner := backfill.Planner{Policy: backfilltest.Policy(), Primary: backfill.PreferConnections(backfilltest.ConnEmail)}
+	planPath, _ := makePlan(t, dir, export, planner)
+	plan := readPlan(t, planPath)
+
+	tests := []struct {
+		name    string
+		primary backfill.PrimaryPolicy
+		wantErr bool
+	}{
+		{"the plan's policy", backfill.PreferConnections(backfilltest.ConnEmail), false},
+		{"the default policy", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tenant := linkingtest.NewTenant(users...)
+			a := fastApplier(tenant)
+			a.Primary = tt.primary
+			rep, err := a.Apply(context.Background(), plan, filepath.Join(t.TempDir(), "journal.jsonl"))
+			if !tt.wantErr {
+				if err != nil || rep.Done != plan.Links() || len(rep.Skipped) != 0 {
+					t.Errorf("got %+v, %v; want %d links done", rep, err, plan.Links())
+				}
+				return
+			}
+			var le *backfill.LineError
+			if !errors.As(err, &le) || !errors.Is(err, backfill.ErrUnsafePlan) || !strings.Contains(err.Error(), string(backfill.ReasonNotChosen)) {
+				t.Fatalf("got %v, want an unsafe plan line: %s", err, backfill.ReasonNotChosen)
+			}
+			// The first line whose primary is not the oldest user: one of
+			// the passwordless primaries the plan's policy prefers.
+			want := 0
+			for i, l := range plan.Lines {
+				if main, _ := l.Primary.MainIdentity(); main.Connection == backfilltest.ConnEmail {
+					want = plan.Numbers[i]
+					break
+				}
+			}
+			if le.Line != want {
+				t.Errorf("got line %d, want %d", le.Line, want)
+			}
+			if calls := tenant.Calls(); len(calls) != 0 {
+				t.Errorf("got calls %v, want none", calls)
+			}
+		})
 	}
 }

@@ -11,10 +11,13 @@
 //     each group with the rule a login uses (linking.Decide), never a weaker
 //     one. The plan is one JSON line per group to merge; groups that are
 //     refused or ambiguous are reported in the Summary with their reasons.
-//  3. Review the plan, then apply it (Applier.Apply) at a configured rate:
-//     one link call per secondary user when nothing fails, confirmed by
-//     reading the primary back when a call fails, recorded in an append-only
-//     journal that lets a rerun resume without linking twice.
+//  3. Review the plan, then apply it (Applier.Apply) at a configured rate,
+//     on the tenant as it is: just before each link, read both users and
+//     decide the pair again with the plan's rule, and skip it, with its
+//     reason, when it no longer qualifies; then link (three calls per link
+//     when nothing fails), confirmed by reading the primary back when a call
+//     fails, recorded in an append-only journal, locked for one run at a
+//     time, that lets a rerun resume without linking twice.
 //  4. Undo (Applier.Undo) from the journal: unlink in reverse order and
 //     restore the metadata Auth0 discarded when it linked.
 //
@@ -37,7 +40,9 @@
 // members that could both be linked are each an eligible primary for the
 // other. Such groups are reported as ambiguous for a person to resolve.
 //
-// Apply checks every line of the plan again with the same rule before it
-// makes any call, so a plan edited by hand into something unsafe is refused
-// as a whole, naming the line.
+// Apply checks every line of the plan again with the same rule, and the same
+// PrimaryPolicy, before it makes any call, so a plan edited by hand into
+// something unsafe (a primary swapped with a secondary included) is refused
+// as a whole, naming the line. The Applier is the only retry layer: give it
+// a Store that does not retry (see Store).
 package backfill

@@ -72,7 +72,7 @@ func Example() {
 	// Output:
 	// groups: 2, to link: 1
 	// refused bob@example.com: primary_ineligible (auth0|mallory is email_unverified)
-	// linked: 1, calls: 1, err: <nil>
+	// linked: 1, calls: 3, err: <nil>
 	// jane's identities: 2
 	// undone: 1, err: <nil>
 	// restored metadata: dark

@@ -9,7 +9,6 @@ import (
 	"hash/maphash"
 	"io"
 	"slices"
-	"strings"
 
 	"github.com/idlink/linking"
 )
@@ -130,7 +129,8 @@ type Summary struct {
 // Planner decides which duplicate users of an export to link.
 //
 // The zero value is usable: the default linking.Policy and
-// DefaultPrimaryPolicy. Use the same Policy to plan and to apply.
+// DefaultPrimaryPolicy. Give the Applier the same Policy and Primary: it
+// checks every line with them.
 type Planner struct {
 	// Policy is the linking rule's configuration, as for logins.
 	Policy linking.Policy
@@ -160,10 +160,6 @@ type Planner struct {
 func (p Planner) Plan(ctx context.Context, open func() (io.ReadCloser, error), w io.Writer) (Summary, error) {
 	if err := p.Policy.Validate(); err != nil {
 		return Summary{}, fmt.Errorf("backfill: %w", err)
-	}
-	choose := p.Primary
-	if choose == nil {
-		choose = DefaultPrimaryPolicy
 	}
 	s := Summary{Reasons: make(map[linking.Reason]int)}
 	seed := maphash.MakeSeed()
@@ -232,7 +228,7 @@ func (p Planner) Plan(ctx context.Context, open func() (io.ReadCloser, error), w
 		}
 		delete(pending, h)
 		delete(counts, h)
-		return p.decide(group, choose, &s, enc)
+		return p.decide(group, &s, enc)
 	})
 	if err != nil {
 		return s, err
@@ -274,7 +270,7 @@ func readFile(ctx context.Context, open func() (io.ReadCloser, error), decode de
 
 // decide splits users, whose emails share a hash, into groups by normalized
 // email, decides each group and records it.
-func (p Planner) decide(users []linking.User, choose PrimaryPolicy, s *Summary, enc *json.Encoder) error {
+func (p Planner) decide(users []linking.User, s *Summary, enc *json.Encoder) error {
 	byEmail := make(map[string][]linking.User, 1)
 	for _, u := range users {
 		email, _ := linking.NormalizeEmail(u.Email)
@@ -293,12 +289,11 @@ func (p Planner) decide(users []linking.User, choose PrimaryPolicy, s *Summary, 
 			continue
 		}
 		s.Groups++
-		slices.SortFunc(group, func(a, b linking.User) int { return strings.Compare(a.ID, b.ID) })
-		i := choose(group)
-		if i < 0 || i >= len(group) {
-			return fmt.Errorf("backfill: the primary policy chose %d in a group of %d", i, len(group))
+		primary, err := choosePrimary(p.Primary, group)
+		if err != nil {
+			return err
 		}
-		o := decideGroup(email, group[i], group, p.Policy)
+		o := decideGroup(email, primary, group, p.Policy)
 		reason := o.reason()
 		for _, m := range o.skipped {
 			s.Reasons[m.Reason]++

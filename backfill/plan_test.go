@@ -72,7 +72,7 @@ func TestPlanGenerated(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			planPath, s := makePlan(t, dir, path, backfill.Planner{Policy: tt.policy})
 			pl := readPlan(t, planPath)
-			if err := pl.Check(tt.policy); err != nil {
+			if err := pl.Check(tt.policy, nil); err != nil {
 				t.Fatalf("Check of a fresh plan: %v", err)
 			}
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/idlink/linking"
 )
@@ -57,15 +58,22 @@ func (pl *Plan) Links() int {
 }
 
 // Check checks every line of the plan again with the rule Planner.Plan
-// applies, with the policy p: the primary may be a primary for the line's
-// email, and each secondary, decided as its own login with the line's users
-// as candidates, is linked into that primary. It also checks that no user
-// and no email appears in more than one line, and that every user names its
-// main identity.
+// applies, with the policy p and the primary policy choose (nil means
+// DefaultPrimaryPolicy): the primary is the user choose names among the
+// line's primary and secondaries, and may be a primary for the line's email;
+// each secondary, decided as its own login with the line's users as
+// candidates, is linked into that primary. It also checks that no user and
+// no email appears in more than one line, and that every user names its main
+// identity.
+//
+// The choice is made over the primary and the secondaries, the users the
+// line holds in full; the skipped members are named only, and are left out.
+// A primary swapped with a secondary is refused; Apply reads both users
+// before each link and skips a pair whose live users choose otherwise.
 //
 // Check needs no store: it checks what the plan says. The first unsafe line
 // is an error wrapping both *LineError, naming the line, and ErrUnsafePlan.
-func (pl *Plan) Check(p linking.Policy) error {
+func (pl *Plan) Check(p linking.Policy, choose PrimaryPolicy) error {
 	if err := p.Validate(); err != nil {
 		return fmt.Errorf("backfill: %w", err)
 	}
@@ -76,7 +84,7 @@ func (pl *Plan) Check(p linking.Policy) error {
 		fail := func(format string, args ...any) error {
 			return &LineError{Input: "plan", Line: n, Err: fmt.Errorf("%w: "+format, append([]any{ErrUnsafePlan}, args...)...)}
 		}
-		if err := checkLine(l, p); err != nil {
+		if err := checkLine(l, p, choose); err != nil {
 			return fail("%v", err)
 		}
 		if prev, ok := emails[l.Email]; ok {
@@ -94,7 +102,7 @@ func (pl *Plan) Check(p linking.Policy) error {
 }
 
 // checkLine checks one plan line with the rule.
-func checkLine(l PlanLine, p linking.Policy) error {
+func checkLine(l PlanLine, p linking.Policy, choose PrimaryPolicy) error {
 	if l.Reason != linking.ReasonLinked {
 		return fmt.Errorf("reason %q is not %q", l.Reason, linking.ReasonLinked)
 	}
@@ -120,6 +128,14 @@ func checkLine(l PlanLine, p linking.Policy) error {
 	}
 	for _, m := range o.skipped {
 		return fmt.Errorf("secondary %q would not be linked into %q: %s", m.UserID, l.Primary.ID, m.Reason)
+	}
+	chosen, err := choosePrimary(choose, slices.Clone(members))
+	if err != nil {
+		return err
+	}
+	if chosen.ID != l.Primary.ID {
+		return fmt.Errorf("%s: the primary policy chooses %q among the line's users, not %q (the line was edited, or the plan made with another primary policy)",
+			ReasonNotChosen, chosen.ID, l.Primary.ID)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package backfill
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -23,6 +24,14 @@ const (
 	// ReasonOtherPrimary: the member's decision links it into another user
 	// than the chosen primary.
 	ReasonOtherPrimary linking.Reason = "other_primary"
+	// ReasonNotChosen: the line's primary is not the user the PrimaryPolicy
+	// chooses among the line's users.
+	ReasonNotChosen linking.Reason = "primary_not_chosen"
+	// ReasonPrimaryGone and ReasonSecondaryGone: the user does not exist
+	// when Apply reads it before the link. A secondary is gone when it was
+	// deleted, or linked into another user.
+	ReasonPrimaryGone   linking.Reason = "primary_gone"
+	ReasonSecondaryGone linking.Reason = "secondary_gone"
 )
 
 // PrimaryPolicy chooses the primary of a group of users that share a
@@ -66,6 +75,20 @@ func PreferConnections(names ...string) PrimaryPolicy {
 		}
 		return best
 	}
+}
+
+// choosePrimary sorts group by user id, as PrimaryPolicy expects, and
+// returns the user choose names; nil means DefaultPrimaryPolicy.
+func choosePrimary(choose PrimaryPolicy, group []linking.User) (linking.User, error) {
+	if choose == nil {
+		choose = DefaultPrimaryPolicy
+	}
+	slices.SortFunc(group, func(a, b linking.User) int { return strings.Compare(a.ID, b.ID) })
+	i := choose(group)
+	if i < 0 || i >= len(group) {
+		return linking.User{}, fmt.Errorf("backfill: the primary policy chose %d in a group of %d", i, len(group))
+	}
+	return group[i], nil
 }
 
 // Member is what the rule made of one member of a group that is not linked.

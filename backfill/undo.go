@@ -67,7 +67,7 @@ func (a *Applier) Undo(ctx context.Context, journalPath string) (Report, error) 
 		if err := a.unlink(ctx, j, &rep, r, saved[id]); err != nil {
 			return a.stopped(&rep, start, err)
 		}
-		a.progress(&rep, start)
+		a.progress(&rep, start, rep.AlreadyDone)
 	}
 	rep.Elapsed = time.Since(start)
 	return rep, nil

@@ -108,11 +108,13 @@ type Result struct {
 	// failed before there was one.
 	Decision Decision
 
-	// The side effects of a new link; all empty otherwise.
+	// The side effects of new links; all empty otherwise.
 
-	// SecondaryMetadata is the login user's metadata as it was before the
-	// link (Auth0 discards it when linking): keep it if it matters.
-	SecondaryMetadata Metadata
+	// Linked are the users this call linked into the primary, each as it was
+	// just before (Auth0 discards a secondary's metadata when linking: keep
+	// it if it matters): the login's user with ActionLink, the absorbed
+	// users with ActionAbsorb, even when a later one failed.
+	Linked []Secondary
 	// MetadataKeys are the metadata keys written to the primary, as
 	// "user_metadata.KEY" and "app_metadata.KEY".
 	MetadataKeys []string
@@ -124,6 +126,20 @@ type Result struct {
 	// revocation, notification). The link stands: these never undo it, and
 	// Link returns no error for them.
 	SideEffectErr error
+}
+
+// Secondary is a user linked into a primary, as it was just before the link.
+type Secondary struct {
+	// UserID is the user's id, which no longer exists after the link.
+	UserID string
+	// Identity is the identity that was linked.
+	Identity Identity
+	// Metadata is the user's metadata, which Auth0 discards.
+	Metadata Metadata
+}
+
+func secondaryOf(u User, id Identity) Secondary {
+	return Secondary{UserID: u.ID, Identity: id, Metadata: Metadata{UserMetadata: u.UserMetadata, AppMetadata: u.AppMetadata}}
 }
 
 // FailedOpen reports whether the result lets the login go on only because
@@ -278,42 +294,77 @@ func (l *Linker) run(ctx context.Context, f *flight, login Login, email string) 
 	}
 	d := Decide(login, candidates, l.Policy)
 	r := Result{Action: d.Action, Reason: d.Reason, Decision: d}
-	if d.Action != ActionLink {
+	switch {
+	case d.Action == ActionAbsorb:
+		return l.absorb(ctx, login, r)
+	case d.Action != ActionLink:
 		return r, nil
-	}
-	if d.Reason == ReasonAlreadyLinked {
+	case d.Reason == ReasonAlreadyLinked:
 		r.PrimaryUserID = d.Primary.ID
 		return r, nil
 	}
 
 	f.linkSent.Store(true)
-	linkErr := l.Store.Link(ctx, d.Primary.ID, d.Secondary)
-	if linkErr == nil {
+	readBack, known, err := l.linkOne(ctx, d.Primary.ID, d.Secondary)
+	switch {
+	case err == nil:
 		r.PrimaryUserID = d.Primary.ID
-		l.afterLink(ctx, login, &r)
+		if readBack {
+			r.Reason = ReasonAlreadyLinked
+		}
+		l.afterLink(ctx, login, &r, []Secondary{secondaryOf(login.User, d.Secondary)})
 		return r, nil
-	}
-	// The link may have succeeded with its response lost (and a retry then
-	// refused): only the primary as it is now can tell. The read gets a
-	// budget of its own: the link may have spent the work's.
-	readCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cmp.Or(l.ReadBackTimeout, DefaultReadBackTimeout))
-	primary, readErr := l.Store.User(readCtx, d.Primary.ID)
-	cancel()
-	if readErr == nil && primary.Holds(d.Secondary) {
-		r.PrimaryUserID = d.Primary.ID
-		r.Reason = ReasonAlreadyLinked
-		l.afterLink(ctx, login, &r)
-		return r, nil
-	}
-	err = fmt.Errorf("linking: link %s into %s: %w", d.Secondary.UserIDOf(), d.Primary.ID, linkErr)
-	if readErr != nil {
-		// Not known whether the link is in place.
-		return unconfirmed(d), fmt.Errorf("%w (read back: %w)", err, readErr)
+	case !known:
+		return unconfirmed(d), err
 	}
 	// Confirmed not in place: the login's user is still its own.
 	failed := l.failed(err)
 	failed.Decision = d
 	return failed, err
+}
+
+// absorb links every user of the decision's Absorb into the login's user, in
+// order. The login's user stays whatever happens, so a failure answers as a
+// failing store, per policy; the users linked before it are in the result.
+func (l *Linker) absorb(ctx context.Context, login Login, r Result) (Result, error) {
+	var linked []Secondary
+	for _, u := range r.Decision.Absorb {
+		id, _ := u.MainIdentity() // Decide absorbs users with a main identity only
+		if _, _, err := l.linkOne(ctx, login.User.ID, id); err != nil {
+			failed := l.failed(err)
+			failed.Decision = r.Decision
+			if len(linked) > 0 {
+				l.afterLink(ctx, login, &failed, linked)
+			}
+			return failed, err
+		}
+		linked = append(linked, secondaryOf(u, id))
+	}
+	l.afterLink(ctx, login, &r, linked)
+	return r, nil
+}
+
+// linkOne links secondary into primaryID and confirms it: by the answer, or,
+// when the link call fails, by reading the primary back (a link whose answer
+// was lost, then re-sent and refused), with a budget of its own since the
+// link may have spent the work's. It returns whether the read-back told; on
+// error, known reports whether the link is known not to be in place.
+func (l *Linker) linkOne(ctx context.Context, primaryID string, secondary Identity) (readBack, known bool, err error) {
+	linkErr := l.Store.Link(ctx, primaryID, secondary)
+	if linkErr == nil {
+		return false, true, nil
+	}
+	readCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cmp.Or(l.ReadBackTimeout, DefaultReadBackTimeout))
+	primary, readErr := l.Store.User(readCtx, primaryID)
+	cancel()
+	if readErr == nil && primary.Holds(secondary) {
+		return true, true, nil
+	}
+	err = fmt.Errorf("linking: link %s into %s: %w", secondary.UserIDOf(), primaryID, linkErr)
+	if readErr != nil {
+		return false, false, fmt.Errorf("%w (read back: %w)", err, readErr)
+	}
+	return false, true, err
 }
 
 // lookup returns the users stored with the login's email as given, with its
@@ -399,14 +450,15 @@ func (l *Linker) checkConfig() error {
 	return nil
 }
 
-// afterLink performs the side effects of a new, confirmed link, in order:
-// metadata, session revocation, notification. A failure is recorded in r and
-// in an event, and does not stop the others or undo the link.
-func (l *Linker) afterLink(ctx context.Context, login Login, r *Result) {
-	d := r.Decision
+// afterLink performs the side effects of new, confirmed links of linked into
+// the decision's primary, in order: metadata, session revocation,
+// notification. A failure is recorded in r and in an event, and does not
+// stop the others or undo the links.
+func (l *Linker) afterLink(ctx context.Context, login Login, r *Result, linked []Secondary) {
+	primary := r.Decision.Primary
 	event := func(kind EventKind) Event {
 		return Event{Kind: kind, LoginUserID: login.User.ID, Identity: login.Identity,
-			PrimaryUserID: r.PrimaryUserID, Action: r.Action, Reason: r.Reason}
+			PrimaryUserID: primary.ID, Action: r.Action, Reason: r.Reason}
 	}
 	fail := func(err error) {
 		r.SideEffectErr = errors.Join(r.SideEffectErr, err)
@@ -414,13 +466,17 @@ func (l *Linker) afterLink(ctx context.Context, login Login, r *Result) {
 		e.Err = err
 		l.emit(ctx, e)
 	}
+	r.Linked = linked
 	l.emit(ctx, event(EventLinked))
 
-	r.SecondaryMetadata = Metadata{UserMetadata: login.User.UserMetadata, AppMetadata: login.User.AppMetadata}
-	primaryMetadata := Metadata{UserMetadata: d.Primary.UserMetadata, AppMetadata: d.Primary.AppMetadata}
-	if update, keys := l.Metadata.plan(primaryMetadata, r.SecondaryMetadata); len(keys) > 0 {
-		if err := l.Store.(MetadataWriter).UpdateMetadata(ctx, r.PrimaryUserID, update); err != nil {
-			fail(fmt.Errorf("linking: move metadata into %s: %w", r.PrimaryUserID, err))
+	secondaries := make([]Metadata, len(linked))
+	for i, s := range linked {
+		secondaries[i] = s.Metadata
+	}
+	primaryMetadata := Metadata{UserMetadata: primary.UserMetadata, AppMetadata: primary.AppMetadata}
+	if update, keys := l.Metadata.plan(primaryMetadata, secondaries); len(keys) > 0 {
+		if err := l.Store.(MetadataWriter).UpdateMetadata(ctx, primary.ID, update); err != nil {
+			fail(fmt.Errorf("linking: move metadata into %s: %w", primary.ID, err))
 		} else {
 			r.MetadataKeys = keys
 			e := event(EventMetadataMerged)
@@ -429,16 +485,22 @@ func (l *Linker) afterLink(ctx context.Context, login Login, r *Result) {
 		}
 	}
 	if l.RevokeSessions {
-		if err := l.Store.(SessionRevoker).RevokeSessions(ctx, r.PrimaryUserID); err != nil {
-			fail(fmt.Errorf("linking: revoke sessions of %s: %w", r.PrimaryUserID, err))
+		if err := l.Store.(SessionRevoker).RevokeSessions(ctx, primary.ID); err != nil {
+			fail(fmt.Errorf("linking: revoke sessions of %s: %w", primary.ID, err))
 		} else {
 			r.SessionsRevoked = true
 			l.emit(ctx, event(EventSessionsRevoked))
 		}
 	}
 	if l.Notifier != nil {
-		if err := l.Notifier.NotifyLinked(ctx, d.Primary, d.Secondary); err != nil {
-			fail(fmt.Errorf("linking: notify %s: %w", r.PrimaryUserID, err))
+		var errs []error
+		for _, s := range linked {
+			if err := l.Notifier.NotifyLinked(ctx, primary, s.Identity); err != nil {
+				errs = append(errs, fmt.Errorf("linking: notify %s: %w", primary.ID, err))
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			fail(err)
 		} else {
 			r.Notified = true
 			l.emit(ctx, event(EventNotified))

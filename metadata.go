@@ -5,10 +5,10 @@ import (
 	"slices"
 )
 
-// MetadataPolicy says what of the secondary's metadata moves to the primary
-// when a login is linked. Auth0 discards the secondary's metadata when it
-// links; the zero value moves nothing, and the secondary's metadata is still
-// kept in Result.SecondaryMetadata.
+// MetadataPolicy says what of a secondary's metadata moves to the primary
+// when users are linked (with several secondaries, one after the other).
+// Auth0 discards the secondary's metadata when it links; the zero value moves
+// nothing, and the secondary's metadata is still kept in Result.Linked.
 //
 // Moving is additive: a key the primary has keeps the primary's value (nested
 // objects are merged key by key), nothing is ever deleted from the primary,
@@ -56,31 +56,34 @@ func FillMerge(primary, secondary map[string]any) map[string]any {
 	return out
 }
 
-// plan returns the metadata update that moves the secondary's metadata into
-// the primary's as the policy says, and the keys it writes, as
-// "user_metadata.KEY" and "app_metadata.KEY", sorted. No keys: nothing to
-// write.
-func (p MetadataPolicy) plan(primary, secondary Metadata) (Metadata, []string) {
+// plan returns the metadata update that moves the secondaries' metadata
+// into the primary's as the policy says, one secondary after the other, and
+// the keys it writes, as "user_metadata.KEY" and "app_metadata.KEY", sorted.
+// No keys: nothing to write.
+func (p MetadataPolicy) plan(primary Metadata, secondaries []Metadata) (Metadata, []string) {
+	merge := p.MergeUserMetadataFunc
+	if merge == nil {
+		merge = FillMerge
+	}
+	user, app := primary.UserMetadata, primary.AppMetadata
+	for _, s := range secondaries {
+		if p.MergeUserMetadata && len(s.UserMetadata) > 0 {
+			user = merge(user, s.UserMetadata)
+		}
+		if len(p.AppMetadataKeys) > 0 && len(s.AppMetadata) > 0 {
+			allowed := make(map[string]any, len(p.AppMetadataKeys))
+			for k, v := range s.AppMetadata {
+				if slices.Contains(p.AppMetadataKeys, k) {
+					allowed[k] = v
+				}
+			}
+			app = FillMerge(app, allowed)
+		}
+	}
 	var update Metadata
 	var keys []string
-	if p.MergeUserMetadata && len(secondary.UserMetadata) > 0 {
-		merge := p.MergeUserMetadataFunc
-		if merge == nil {
-			merge = FillMerge
-		}
-		merged := merge(primary.UserMetadata, secondary.UserMetadata)
-		update.UserMetadata, keys = changed(primary.UserMetadata, merged, "user_metadata.", keys)
-	}
-	if len(p.AppMetadataKeys) > 0 && len(secondary.AppMetadata) > 0 {
-		allowed := make(map[string]any, len(p.AppMetadataKeys))
-		for k, v := range secondary.AppMetadata {
-			if slices.Contains(p.AppMetadataKeys, k) {
-				allowed[k] = v
-			}
-		}
-		merged := FillMerge(primary.AppMetadata, allowed)
-		update.AppMetadata, keys = changed(primary.AppMetadata, merged, "app_metadata.", keys)
-	}
+	update.UserMetadata, keys = changed(primary.UserMetadata, user, "user_metadata.", keys)
+	update.AppMetadata, keys = changed(primary.AppMetadata, app, "app_metadata.", keys)
 	slices.Sort(keys)
 	return update, keys
 }

@@ -146,7 +146,10 @@ func testMetadataPolicies(t *testing.T, newStore func(*testing.T, *Tenant) (link
 			if n := updates(); n != wantUpdates {
 				t.Errorf("metadata updates: got %d, want %d", n, wantUpdates)
 			}
-			if diff := cmp.Diff(tt.secondary, r.SecondaryMetadata, cmpopts.EquateEmpty()); diff != "" {
+			if len(r.Linked) != 1 || r.Linked[0].UserID != sideSecondary.ID {
+				t.Fatalf("linked: got %+v, want %s alone", r.Linked, sideSecondary.ID)
+			}
+			if diff := cmp.Diff(tt.secondary, r.Linked[0].Metadata, cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("secondary snapshot (-want +got):\n%s", diff)
 			}
 		})

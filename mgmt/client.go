@@ -5,23 +5,28 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/auth0/go-auth0/management"
-	"golang.org/x/oauth2"
 )
 
 // DefaultTimeout bounds one Store call made through a client built by New or
 // NewManagement, retries included, unless WithHTTPClient gives a client of
-// its own. It also bounds every token request.
+// its own. It also bounds every token request, and the listing of the
+// tenant's database connections (see Store.ResolveConnectionIDs).
 const DefaultTimeout = 10 * time.Second
 
 // DefaultRetryStrategy is the retry strategy of New and NewManagement: two
 // retries on 429 and on 5xx, and on transport errors (go-auth0 always retries
-// those, POST included), each attempt bounded by PerAttemptTimeout. go-auth0
-// waits at least 1 s between attempts, and follows X-RateLimit-Reset for
-// 429s (at most 10 s).
+// those, POST included, but for an untrusted certificate), each attempt
+// bounded by PerAttemptTimeout. go-auth0 waits at least 1 s between
+// attempts, and follows X-RateLimit-Reset for 429s (at most 10 s). A Store
+// call ends at its first configuration error (ErrConfig), without a retry.
 //
 // A link whose answer is lost is sent again and refused; the Linker reads the
 // primary back to learn that the link is in place.
@@ -90,24 +95,29 @@ func WithManagementOptions(opts ...management.Option) Option {
 
 // New returns a Store over the Management API of an Auth0 tenant, with the
 // client credentials of a machine-to-machine application. See NewManagement
-// for the client it builds.
+// for the client it builds. The Store resolves connection ids
+// (Store.ResolveConnectionIDs); call Store.CheckAccess at startup.
+//
+// domain is the tenant's host name, e.g. "example.eu.auth0.com" (or
+// host:port), without a scheme or a path; an empty or malformed domain, an
+// empty client id or secret is an error wrapping ErrConfig. The Store keeps
+// the values of ctx (for its token requests), not its cancellation: it works
+// after ctx is done.
 //
 // The application needs the scopes read:users and update:users, and
-// read:connections when Store.ResolveConnectionIDs is set (see the package
+// read:connections while Store.ResolveConnectionIDs is set (see the package
 // documentation for the others). The Store's HTTPClient is the client of its
 // API requests, without their token.
 func New(ctx context.Context, domain, clientID, clientSecret string, opts ...Option) (*Store, error) {
 	cfg := newConfig(opts)
-	client, err := cfg.httpClient()
+	c, err := cfg.build(ctx, domain, clientID, clientSecret)
 	if err != nil {
 		return nil, err
 	}
-	m, err := cfg.management(ctx, domain, clientID, clientSecret, client)
-	if err != nil {
-		return nil, err
-	}
-	s := NewStore(m)
-	s.HTTPClient = client
+	s := NewStore(c.m)
+	s.HTTPClient = c.client
+	s.tokens = c.tokens
+	s.ResolveConnectionIDs = true
 	return s, nil
 }
 
@@ -116,17 +126,18 @@ func New(ctx context.Context, domain, clientID, clientSecret string, opts ...Opt
 // bounded by DefaultTimeout, DefaultRetryStrategy, and a token fetched with
 // the client credentials and cached until shortly before it expires, so that
 // a process makes one token request per token lifetime (24 h by default).
+// Its arguments are checked as New checks them.
 //
-// ctx is the context of every token request, for the life of the client:
-// give a long-lived one (e.g. the process's), never a request's, or the
-// client stops working when that request ends.
+// Token requests keep the values of ctx, not its cancellation. Through a
+// Store, a configuration error (see ErrConfig) ends a call at once; called
+// directly, the client retries it as go-auth0 retries transport errors.
 func NewManagement(ctx context.Context, domain, clientID, clientSecret string, opts ...Option) (*management.Management, error) {
 	cfg := newConfig(opts)
-	client, err := cfg.httpClient()
+	c, err := cfg.build(ctx, domain, clientID, clientSecret)
 	if err != nil {
 		return nil, err
 	}
-	return cfg.management(ctx, domain, clientID, clientSecret, client)
+	return c.m, nil
 }
 
 func newConfig(opts []Option) config {
@@ -137,46 +148,92 @@ func newConfig(opts []Option) config {
 	return cfg
 }
 
-// management returns a go-auth0 client that sends its requests with client.
-func (cfg *config) management(ctx context.Context, domain, clientID, clientSecret string, client *http.Client) (*management.Management, error) {
-	// The token source sends its requests with the client in its context,
-	// and with http.DefaultClient (no timeout, system roots) otherwise.
-	tokenCtx := context.WithValue(ctx, oauth2.HTTPClient, client)
+// built is what build makes: the go-auth0 client, the client of token
+// requests and downloads (no token), and the token source.
+type built struct {
+	m      *management.Management
+	client *http.Client
+	tokens *tokenSource
+}
 
-	var mopts []management.Option
+// build checks the arguments and builds a go-auth0 client whose requests
+// carry the token of the client credentials.
+func (cfg *config) build(ctx context.Context, domain, clientID, clientSecret string) (built, error) {
+	if err := checkArgs(domain, clientID, clientSecret); err != nil {
+		return built{}, err
+	}
+	client, err := cfg.httpClient()
+	if err != nil {
+		return built{}, err
+	}
+	scheme := "https"
 	if cfg.insecureHTTP {
-		// WithInsecure switches the scheme to http, and must come first:
-		// WithClientCredentials derives the token URL from the scheme, and
-		// replaces the static token WithInsecure sets.
+		scheme = "http"
+	}
+	tokens := newTokenSource(ctx, scheme+"://"+domain, clientID, clientSecret, client)
+	// go-auth0 wraps the client's transport with retries, and with a token
+	// source of its own, which does not tell the token's scopes and retries
+	// every failed token request: give it a placeholder token, which
+	// apiTransport replaces with the token of tokens.
+	api := *client
+	api.Transport = apiTransport{tokens: tokens, base: client.Transport}
+	mopts := []management.Option{management.WithStaticToken("")}
+	if cfg.insecureHTTP {
 		mopts = append(mopts, management.WithInsecure())
 	}
 	mopts = append(mopts,
-		management.WithClientCredentials(tokenCtx, clientID, clientSecret),
-		management.WithClient(client),
+		management.WithClient(&api),
 		management.WithRetryStrategy(cfg.retry),
 	)
 	if cfg.userAgent != "" {
 		mopts = append(mopts, management.WithUserAgent(cfg.userAgent))
 	}
 	mopts = append(mopts, cfg.more...)
-	return management.New(domain, mopts...)
+	m, err := management.New(domain, mopts...)
+	if err != nil {
+		return built{}, fmt.Errorf("mgmt: %w: %w", ErrConfig, err)
+	}
+	return built{m: m, client: client, tokens: tokens}, nil
+}
+
+// checkArgs refuses an empty or malformed domain and empty credentials.
+func checkArgs(domain, clientID, clientSecret string) error {
+	example := "; give the tenant's host name alone, e.g. example.eu.auth0.com"
+	switch {
+	case domain == "":
+		return fmt.Errorf("%w: the domain is empty%s", ErrConfig, example)
+	case strings.Contains(domain, "://"):
+		return fmt.Errorf("%w: the domain %q has a scheme%s", ErrConfig, domain, example)
+	case strings.ContainsAny(domain, "/?#"):
+		return fmt.Errorf("%w: the domain %q has a path%s", ErrConfig, domain, example)
+	case strings.IndexFunc(domain, unicode.IsSpace) >= 0:
+		return fmt.Errorf("%w: the domain %q has spaces%s", ErrConfig, domain, example)
+	}
+	if u, err := url.Parse("https://" + domain); err != nil || u.Host != domain {
+		return fmt.Errorf("%w: the domain %q is not a host name%s", ErrConfig, domain, example)
+	}
+	switch {
+	case clientID == "":
+		return fmt.Errorf("%w: the client id is empty", ErrConfig)
+	case clientSecret == "":
+		return fmt.Errorf("%w: the client secret is empty", ErrConfig)
+	}
+	return nil
 }
 
 // httpClient returns the client to send requests with: the configured one or
-// one with DefaultTimeout, trusting rootCAs when set, with a transport that
-// records Auth0's errorCode for classify.
+// one with DefaultTimeout, trusting rootCAs when set.
 func (cfg *config) httpClient() (*http.Client, error) {
 	c := &http.Client{Timeout: DefaultTimeout}
 	if cfg.client != nil {
 		copied := *cfg.client
 		c = &copied
 	}
-	base := c.Transport
-	if base == nil {
-		base = http.DefaultTransport
+	if c.Transport == nil {
+		c.Transport = http.DefaultTransport
 	}
 	if cfg.rootCAs != nil {
-		t, ok := base.(*http.Transport)
+		t, ok := c.Transport.(*http.Transport)
 		if !ok {
 			return nil, errors.New("mgmt: WithRootCAs needs an HTTP client whose Transport is an *http.Transport")
 		}
@@ -185,8 +242,35 @@ func (cfg *config) httpClient() (*http.Client, error) {
 			t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 		}
 		t.TLSClientConfig.RootCAs = cfg.rootCAs
-		base = t
+		c.Transport = t
 	}
-	c.Transport = errorCodeTransport{base: base}
 	return c, nil
+}
+
+// apiTransport sends the API requests of a Store: it sets their token,
+// records for the Store call what go-auth0 drops of error answers, and ends
+// the call on a configuration error (see callRecord.fail).
+type apiTransport struct {
+	tokens *tokenSource
+	base   http.RoundTripper
+}
+
+func (t apiTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	rec := callRecordOf(req)
+	tok, err := t.tokens.token(req.Context())
+	if err != nil {
+		rec.fail(err)
+		return nil, err
+	}
+	req = req.Clone(req.Context()) // a RoundTripper leaves its request as it is
+	tok.SetAuthHeader(req)
+	res, err := t.base.RoundTrip(req)
+	if err != nil {
+		rec.fail(err)
+		return nil, err
+	}
+	if rec != nil && res.StatusCode >= http.StatusBadRequest {
+		rec.answered(readErrorAnswer(res))
+	}
+	return res, nil
 }

@@ -17,7 +17,7 @@ import (
 
 // sentinels are the errors callers branch on.
 var sentinels = []error{
-	linking.ErrNotFound, linking.ErrConflict, linking.ErrUnavailable, linking.ErrRateLimited, mgmt.ErrUnauthorized,
+	linking.ErrNotFound, linking.ErrConflict, linking.ErrUnavailable, linking.ErrRateLimited, mgmt.ErrUnauthorized, mgmt.ErrConfig,
 }
 
 // checkSentinels fails unless err wraps exactly the sentinels in want.
@@ -80,8 +80,8 @@ func TestErrorMapping(t *testing.T) {
 		want      []error
 	}{
 		{call: "read", status: 404, message: "The user does not exist.", errorCode: "inexistent_user", want: []error{linking.ErrNotFound}},
-		{call: "read", status: 401, message: "Invalid token", want: []error{mgmt.ErrUnauthorized}},
-		{call: "read", status: 403, message: "Insufficient scope, expected any of: read:users", errorCode: "insufficient_scope", want: []error{mgmt.ErrUnauthorized}},
+		{call: "read", status: 401, message: "Invalid token", want: []error{mgmt.ErrUnauthorized, mgmt.ErrConfig}},
+		{call: "read", status: 403, message: "Insufficient scope, expected any of: read:users", errorCode: "insufficient_scope", want: []error{mgmt.ErrUnauthorized, mgmt.ErrConfig}},
 		{call: "lookup", status: 429, message: "Global limit has been reached", errorCode: "too_many_requests", want: []error{linking.ErrRateLimited, linking.ErrUnavailable}},
 		{call: "lookup", status: 500, message: "Internal Server Error", want: []error{linking.ErrUnavailable}},
 		{call: "lookup", status: 503, message: "Service Unavailable", want: []error{linking.ErrUnavailable}},
@@ -174,7 +174,7 @@ func TestErrorMappingWithoutStatus(t *testing.T) {
 		code   string
 		want   []error
 	}{
-		{401, `{"error":"access_denied","error_description":"Unauthorized"}`, "access_denied", []error{mgmt.ErrUnauthorized}},
+		{401, `{"error":"access_denied","error_description":"Unauthorized"}`, "access_denied", []error{mgmt.ErrUnauthorized, mgmt.ErrConfig}},
 		{503, `{"error":"server_error","error_description":"Service Unavailable"}`, "server_error", []error{linking.ErrUnavailable}},
 	} {
 		t.Run(fmt.Sprintf("token request %d", tt.status), func(t *testing.T) {

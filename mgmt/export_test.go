@@ -263,11 +263,11 @@ func TestExportUsersErrors(t *testing.T) {
 		status int
 		want   []error
 	}{
-		{"create 403", mgmttest.RouteCreateExport, http.StatusForbidden, []error{mgmt.ErrUnauthorized}},
+		{"create 403", mgmttest.RouteCreateExport, http.StatusForbidden, []error{mgmt.ErrUnauthorized, mgmt.ErrConfig}},
 		{"create 429", mgmttest.RouteCreateExport, http.StatusTooManyRequests, []error{linking.ErrRateLimited, linking.ErrUnavailable}},
 		{"read 503", mgmttest.RouteJob, http.StatusServiceUnavailable, []error{linking.ErrUnavailable}},
 		{"read 404", mgmttest.RouteJob, http.StatusNotFound, []error{linking.ErrNotFound}},
-		{"download 403", mgmttest.RouteExportDownload, http.StatusForbidden, []error{mgmt.ErrUnauthorized}},
+		{"download 403", mgmttest.RouteExportDownload, http.StatusForbidden, []error{mgmt.ErrUnauthorized, mgmt.ErrConfig}},
 		{"download 500", mgmttest.RouteExportDownload, http.StatusInternalServerError, []error{linking.ErrUnavailable}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -289,7 +289,7 @@ func TestExportUsersErrors(t *testing.T) {
 	t.Run("scope", func(t *testing.T) {
 		srv := newServer(t, exportUsers, mgmttest.WithScopes("update:users"))
 		err := newExportStore(t, srv, noRetries).ExportUsers(context.Background(), io.Discard)
-		checkSentinels(t, err, mgmt.ErrUnauthorized)
+		checkSentinels(t, err, mgmt.ErrUnauthorized, mgmt.ErrConfig)
 		if got := srv.Requests(mgmttest.RouteJob); got != 0 {
 			t.Errorf("job reads: got %d, want 0", got)
 		}

@@ -91,24 +91,35 @@ func TestFixtureLink(t *testing.T) {
 	const primary = "auth0|63d17c6a9d503d76c056c177"
 	secondary := linking.Identity{Provider: "auth0", UserID: "63d17c6b77d74b740960460a", Connection: "Username-Password-Authentication"}
 	tests := []struct {
-		name        string
-		resolve     bool // Store.ResolveConnectionIDs
-		connections int  // want requests to /api/v2/connections
+		name    string
+		resolve bool // Store.ResolveConnectionIDs
+		refuse  bool // the link is refused with 400
+		// want: requests to /api/v2/connections, link requests, sentinels
+		connections, links int
+		want               []error
 	}{
-		{"plain", false, 0},
-		// The recorded tenant has one database connection: the lookup is
-		// made once, and no connection_id is needed.
-		{"resolving connection ids", true, 1},
+		{name: "plain", links: 1},
+		{name: "resolving connection ids", resolve: true, links: 1},
+		// The recorded tenant has one database connection: a refusal
+		// makes the Store list them, and it stands.
+		{name: "resolving connection ids, refused", resolve: true, refuse: true, connections: 1, links: 1, want: []error{linking.ErrConflict}},
+		{name: "refused", refuse: true, links: 1, want: []error{linking.ErrConflict}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			api := newFakeAPI(t)
 			var gotPath string
 			var gotBody map[string]any
+			var links int
 			api.mux.HandleFunc("POST /api/v2/users/{id}/identities", func(w http.ResponseWriter, r *http.Request) {
+				links++
 				gotPath = r.PathValue("id")
 				if err := json.NewDecoder(r.Body).Decode(&gotBody); err != nil {
 					t.Errorf("link body: %v", err)
+				}
+				if tt.refuse {
+					writeBody(w, http.StatusBadRequest, errorBody(http.StatusBadRequest, "Main identity and the new one are the same.", "invalid_body"))
+					return
 				}
 				writeBody(w, http.StatusCreated, readFixture(t, "link.json"))
 			})
@@ -123,8 +134,12 @@ func TestFixtureLink(t *testing.T) {
 			s := api.store(t)
 			s.ResolveConnectionIDs = tt.resolve
 
-			if err := s.Link(context.Background(), primary, secondary); err != nil {
+			err := s.Link(context.Background(), primary, secondary)
+			if tt.want == nil && err != nil {
 				t.Fatalf("Link: %v", err)
+			}
+			if tt.want != nil {
+				checkSentinels(t, err, tt.want...)
 			}
 			if gotPath != primary {
 				t.Errorf("path id: got %q, want %q", gotPath, primary)
@@ -133,8 +148,8 @@ func TestFixtureLink(t *testing.T) {
 			if diff := cmp.Diff(wantBody, gotBody); diff != "" {
 				t.Errorf("link body mismatch (-want +got):\n%s", diff)
 			}
-			if connections != tt.connections {
-				t.Errorf("connections requests: got %d, want %d", connections, tt.connections)
+			if connections != tt.connections || links != tt.links {
+				t.Errorf("requests: got %d connections and %d links, want %d and %d", connections, links, tt.connections, tt.links)
 			}
 		})
 	}

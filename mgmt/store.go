@@ -3,12 +3,15 @@
 // that imports go-auth0.
 //
 // A Store makes one API call per UserStore call: users-by-email for
-// UsersByEmail, a user read for User, a link for Link (and one read more
-// when a link is refused with 400; see Store.Link). It also implements
+// UsersByEmail, a user read for User, a link for Link (and more when a link
+// is refused with 400; see Store.Link). It also implements
 // linking.MetadataWriter, linking.SessionRevoker and linking.EmailSearcher
 // (Auth0's case-insensitive, eventually consistent user search), and can
-// unlink. Errors
-// carry the linking sentinels, and the HTTP status in an *APIError:
+// unlink.
+//
+// # Errors
+//
+// Errors carry the linking sentinels, and the HTTP status in an *APIError:
 //
 //	status                 sentinel
 //	404                    linking.ErrNotFound
@@ -16,16 +19,29 @@
 //	400 on the link route  linking.ErrConflict (linking.ErrNotFound when the secondary user does not exist)
 //	429                    linking.ErrRateLimited (also linking.ErrUnavailable)
 //	5xx                    linking.ErrUnavailable
-//	401, 403               ErrUnauthorized
+//	401, 403               ErrUnauthorized (also ErrConfig)
 //
-// Transport errors, timeouts and canceled contexts wrap
-// linking.ErrUnavailable.
+// A failure that is not such an answer falls in one of three classes:
+//
+//   - linking.ErrUnavailable: the tenant is out of reach for now (connection
+//     refused or reset, timeouts, canceled contexts, 5xx); it may be
+//     retried, and a policy may fail open on it. linking.ErrRateLimited
+//     wraps it.
+//   - ErrConfig: the Store is not set up to reach its tenant: credentials
+//     refused by the token endpoint (ErrUnauthorized), a token endpoint
+//     answering anything else than a token or a 429 or 5xx (e.g. plain HTTP
+//     sent to an HTTPS port), a host name that does not exist, an HTTPS
+//     client that reached a plain HTTP server, a certificate that is not
+//     trusted or not the host's, a missing scope. It never wraps
+//     linking.ErrUnavailable, and a Store call ends at it without a retry.
+//   - an error with neither, for a malformed answer.
 //
 // Build a Store with New, which sets up the client credentials, timeouts and
-// retries, or with NewStore over a client of your own. The machine-to-machine
-// application needs the scopes read:users and update:users; add
-// read:connections with Store.ResolveConnectionIDs, and delete:refresh_tokens
-// and delete:sessions for RevokeSessions. ExportUsers needs read:users only.
+// retries, and call Store.CheckAccess at startup; or build one with NewStore
+// over a client of your own. The machine-to-machine application needs the
+// scopes read:users and update:users, and read:connections for
+// Store.ResolveConnectionIDs (set by New); delete:refresh_tokens and
+// delete:sessions for RevokeSessions. ExportUsers needs read:users only.
 //
 // The package mgmttest has an emulator of the Management API, backed by the
 // in-memory tenant of linkingtest, to run a Store against in tests.
@@ -55,6 +71,7 @@ import (
 	"sync"
 
 	"github.com/auth0/go-auth0/management"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/idlink/linking"
 )
@@ -65,12 +82,25 @@ import (
 // Store is used.
 type Store struct {
 	// ResolveConnectionIDs makes Link send the connection_id of a secondary
-	// identity from an "auth0" database connection when the tenant has
-	// several database connections, as Auth0 then requires. The first such
-	// Link lists the tenant's database connections (scope
-	// read:connections), once, and caches them; links of other providers
-	// cost no extra call, and in a tenant with one database connection no
-	// connection_id is sent.
+	// identity of the "auth0" provider (a database user) when the tenant has
+	// several database connections, as Auth0 then requires. New sets it.
+	//
+	// It resolves lazily: a link is sent without connection_id first, and
+	// only a refusal of it (400) makes the Store list the tenant's database
+	// connections (GET /api/v2/connections?strategy=auth0, scope
+	// read:connections), once per Store, shared by concurrent links; when
+	// there are several, the link is sent again with the secondary's
+	// connection_id, and later database links carry it from the start. A
+	// tenant with one database connection thus costs no extra call until a
+	// database link is refused, and then one list for the life of the Store.
+	// Auth0 documents no error of its own for a missing connection_id, so
+	// any 400 is taken as one that connection_id may explain. A database
+	// connection created after the list is not known to the Store.
+	//
+	// Store.CheckAccess requires read:connections while it is set: a
+	// tenant with several database connections cannot link its database
+	// users without it. Clear it for a tenant with one database connection
+	// whose application is not granted read:connections.
 	ResolveConnectionIDs bool
 
 	// ExportBackoff says how long ExportUsers waits before each read of its
@@ -83,10 +113,12 @@ type Store struct {
 	// with DefaultTimeout.
 	HTTPClient *http.Client
 
-	m *management.Management
+	m      *management.Management
+	tokens *tokenSource // nil unless built by New
 
-	mu      sync.Mutex
-	dbConns map[string]string // database connection name → id; nil until listed
+	connsGroup singleflight.Group
+	mu         sync.Mutex
+	dbConns    map[string]string // database connection name → id; nil until listed
 }
 
 var (
@@ -174,7 +206,8 @@ func (s *Store) User(ctx context.Context, id string) (linking.User, error) {
 
 // Link links the user whose main identity is secondary into the user
 // primaryID (POST /api/v2/users/{primaryID}/identities, with the provider and
-// user_id of secondary).
+// user_id of secondary, and its connection_id when ResolveConnectionIDs
+// finds it needed).
 //
 // Auth0 refuses a link that is in place or impossible with 409 or 400, both
 // errors wrapping linking.ErrConflict; when the secondary user does not exist
@@ -190,20 +223,34 @@ func (s *Store) Link(ctx context.Context, primaryID string, secondary linking.Id
 		Provider: &secondary.Provider,
 		UserID:   &secondary.UserID,
 	}
-	if s.ResolveConnectionIDs && secondary.Provider == "auth0" {
-		id, err := s.connectionID(ctx, secondary.Connection)
-		if err != nil {
-			return fmt.Errorf("mgmt: %s: %w", op, err)
-		}
-		if id != "" {
-			link.ConnectionID = &id
+	resolve := s.ResolveConnectionIDs && secondary.Provider == "auth0"
+	if resolve {
+		if conns := s.listedDBConnections(); conns != nil {
+			if err := setConnectionID(link, conns, secondary.Connection); err != nil {
+				return fmt.Errorf("mgmt: %s: %w", op, err)
+			}
 		}
 	}
-	err := s.call(ctx, op, true, func(ctx context.Context) error {
-		_, err := s.m.User.Link(ctx, primaryID, link)
-		return err
-	})
+	send := func() error {
+		return s.call(ctx, op, true, func(ctx context.Context) error {
+			_, err := s.m.User.Link(ctx, primaryID, link)
+			return err
+		})
+	}
+	err := send()
 	var apiErr *APIError
+	if resolve && link.ConnectionID == nil && errors.As(err, &apiErr) && apiErr.Status == http.StatusBadRequest {
+		conns, listErr := s.dbConnections(ctx)
+		if listErr != nil {
+			return fmt.Errorf("mgmt: %s: refused (%v), and its connection_id cannot be resolved: %w", op, apiErr, listErr)
+		}
+		if setErr := setConnectionID(link, conns, secondary.Connection); setErr != nil {
+			return fmt.Errorf("mgmt: %s: %w", op, setErr)
+		}
+		if link.ConnectionID != nil {
+			err = send()
+		}
+	}
 	if errors.As(err, &apiErr) && apiErr.Status == http.StatusBadRequest && apiErr.ErrorCode == "" &&
 		s.secondaryMissing(ctx, secondary) {
 		apiErr.Err = linking.ErrNotFound
@@ -296,31 +343,49 @@ func (s *Store) secondaryMissing(ctx context.Context, secondary linking.Identity
 	return errors.Is(err, linking.ErrNotFound)
 }
 
-// connectionID returns the id of the database connection named name when the
-// tenant has several database connections, and "" when it has one or none.
-func (s *Store) connectionID(ctx context.Context, name string) (string, error) {
+// setConnectionID sets the connection_id of link to the id of the database
+// connection named name when the tenant has several database connections
+// (conns, by name), and leaves it unset when it has one or none.
+func setConnectionID(link *management.UserIdentityLink, conns map[string]string, name string) error {
+	if len(conns) < 2 {
+		return nil
+	}
+	id, ok := conns[name]
+	if !ok {
+		return fmt.Errorf("mgmt: no database connection named %q among the tenant's %d", name, len(conns))
+	}
+	link.ConnectionID = &id
+	return nil
+}
+
+// listedDBConnections returns the tenant's database connections by name, or
+// nil until they are listed.
+func (s *Store) listedDBConnections() map[string]string {
 	s.mu.Lock()
-	conns := s.dbConns
-	s.mu.Unlock()
-	if conns == nil {
-		// Concurrent first links may list twice; none waits on another's
-		// context.
-		var err error
-		if conns, err = s.listDBConnections(ctx); err != nil {
-			return "", err
+	defer s.mu.Unlock()
+	return s.dbConns
+}
+
+// dbConnections returns the tenant's database connections by name, listing
+// them on first use: one list for all concurrent callers, which runs on its
+// own with the values of the ctx of the caller that starts it, bounded by
+// DefaultTimeout. A failed list is tried again by the next call.
+func (s *Store) dbConnections(ctx context.Context) (map[string]string, error) {
+	return shared(ctx, &s.connsGroup, func() (map[string]string, error) {
+		if conns := s.listedDBConnections(); conns != nil {
+			return conns, nil // listed by a call that ended since the caller's check
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultTimeout)
+		defer cancel()
+		conns, err := s.listDBConnections(ctx)
+		if err != nil {
+			return nil, err
 		}
 		s.mu.Lock()
 		s.dbConns = conns
 		s.mu.Unlock()
-	}
-	if len(conns) < 2 {
-		return "", nil
-	}
-	id, ok := conns[name]
-	if !ok {
-		return "", fmt.Errorf("mgmt: no database connection named %q among the tenant's %d", name, len(conns))
-	}
-	return id, nil
+		return conns, nil
+	})
 }
 
 // listDBConnections returns the id of every database connection of the
@@ -357,7 +422,8 @@ func (s *Store) listDBConnections(ctx context.Context) (map[string]string, error
 // user_id or email_verified of an unexpected JSON type; call turns that
 // panic into an error, since the response, not the program, is at fault.
 func (s *Store) call(ctx context.Context, op string, onLink bool, fn func(context.Context) error) (err error) {
-	ctx, answers := withErrorAnswers(ctx)
+	ctx, rec, cancel := withCallRecord(ctx)
+	defer cancel(nil)
 	defer func() {
 		if p := recover(); p != nil {
 			t, ok := p.(reflect.Type)
@@ -368,7 +434,11 @@ func (s *Store) call(ctx context.Context, op string, onLink bool, fn func(contex
 		}
 	}()
 	if err := fn(ctx); err != nil {
-		return fmt.Errorf("mgmt: %s: %w", op, classify(err, answers.get(), onLink))
+		last, configErr := rec.result()
+		if configErr != nil {
+			return fmt.Errorf("mgmt: %s: %w", op, configErr)
+		}
+		return fmt.Errorf("mgmt: %s: %w", op, classify(err, last, onLink))
 	}
 	return nil
 }

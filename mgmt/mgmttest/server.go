@@ -81,7 +81,7 @@ func (s *Server) ClientOptions() []mgmt.Option {
 
 // Management returns a go-auth0 client of the server, built by
 // mgmt.NewManagement with the Emulator's client credentials and
-// ClientOptions, then opts. Its token requests run under t.Context().
+// ClientOptions, then opts.
 func (s *Server) Management(t testing.TB, opts ...mgmt.Option) *management.Management {
 	t.Helper()
 	opts = append(s.ClientOptions(), opts...)
@@ -92,10 +92,16 @@ func (s *Server) Management(t testing.TB, opts ...mgmt.Option) *management.Manag
 	return m
 }
 
-// Store returns an mgmt.Store over Management(t, opts...).
+// Store returns an mgmt.Store of the server, built by mgmt.New with the
+// Emulator's client credentials and ClientOptions, then opts.
 func (s *Server) Store(t testing.TB, opts ...mgmt.Option) *mgmt.Store {
 	t.Helper()
-	return mgmt.NewStore(s.Management(t, opts...))
+	opts = append(s.ClientOptions(), opts...)
+	store, err := mgmt.New(t.Context(), s.Domain(), s.ClientID(), s.ClientSecret(), opts...)
+	if err != nil {
+		t.Fatalf("mgmttest: build a Store: %v", err)
+	}
+	return store
 }
 
 // Token returns an access token from the server's /oauth/token, got as a

@@ -394,9 +394,14 @@ func (e *Emulator) link(w http.ResponseWriter, r *http.Request) {
 }
 
 // checkConnection checks the connection_id of a link body as Auth0 does,
-// and returns why it refuses it, or "". A tenant with several database
-// connections needs it for a database secondary, and a connection_id must
-// be that of the secondary's connection.
+// and returns why it refuses it (a 400), or "". A tenant with several
+// database connections needs it for a database secondary, and a
+// connection_id must be that of the secondary's connection.
+//
+// Auth0 documents only that connection_id is needed "when more than one
+// auth0 database provider exists", not its answer without one: the message
+// for a missing connection_id is assumed, in the shape of Auth0's payload
+// validation errors.
 func (e *Emulator) checkConnection(secondary linking.Identity, connectionID string) string {
 	var databases int
 	var named linkingtest.Connection
@@ -410,7 +415,7 @@ func (e *Emulator) checkConnection(secondary linking.Identity, connectionID stri
 	}
 	switch {
 	case connectionID == "" && secondary.Provider == "auth0" && databases > 1:
-		return "connection_id is required: the tenant has several database connections."
+		return "Payload validation error: 'Missing required property: connection_id' (the tenant has several database connections)."
 	case connectionID == "":
 		return ""
 	case named.ID == "":

@@ -153,6 +153,10 @@ function buildRequest(event) {
     },
     connection: { name: text(connection.name), strategy: text(connection.strategy) },
   };
+  if (typeof user.created_at === 'string' && user.created_at !== '') {
+    // For a service whose selector prefers the oldest user.
+    req.user.created_at = user.created_at;
+  }
   if (event.transaction && event.transaction.id) {
     req.transaction_id = text(event.transaction.id);
   }

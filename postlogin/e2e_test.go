@@ -68,6 +68,12 @@ type tenantSetup struct {
 // certificate. Both serve HTTPS on loopback.
 func deploy(t *testing.T, users ...linking.User) *tenantSetup {
 	t.Helper()
+	return deployWith(t, linking.Policy{OnStoreError: linking.FailClosed}, users...)
+}
+
+// deployWith is deploy with the Linker's policy p.
+func deployWith(t *testing.T, p linking.Policy, users ...linking.User) *tenantSetup {
+	t.Helper()
 	s := &tenantSetup{node: requireNode(t)}
 	s.emu = mgmttest.NewTLSServer(linkingtest.NewTenant(users...))
 	t.Cleanup(s.emu.Close)
@@ -77,7 +83,7 @@ func deploy(t *testing.T, users ...linking.User) *tenantSetup {
 	if err != nil {
 		t.Fatal(err)
 	}
-	linker := &linking.Linker{Store: store, Policy: linking.Policy{OnStoreError: linking.FailClosed}}
+	linker := &linking.Linker{Store: store, Policy: p}
 	h, err := postlogin.NewHandler(linker, postlogin.Config{Secret: []byte(e2eSecret)})
 	if err != nil {
 		t.Fatal(err)
@@ -113,8 +119,16 @@ type loginRecord struct {
 // the Action in actionFile with the event, the model finishes it.
 func (s *tenantSetup) login(t *testing.T, actionFile, email string) loginRecord {
 	t.Helper()
+	return s.run(t, actionFile, func() (*postlogintest.Transaction, error) {
+		return s.flow.PasswordlessEmail(t.Context(), email)
+	})
+}
+
+// run runs the login start starts, as login does.
+func (s *tenantSetup) run(t *testing.T, actionFile string, start func() (*postlogintest.Transaction, error)) loginRecord {
+	t.Helper()
 	apiBefore, svcBefore := s.emu.APIRequests(), s.requests.Load()
-	tx, err := s.flow.PasswordlessEmail(t.Context(), email)
+	tx, err := start()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,6 +397,60 @@ func TestRequireNode(t *testing.T) {
 			}
 			if tt.wantSkip == "" && tb.skip != "" || !strings.Contains(tb.skip, tt.wantSkip) {
 				t.Errorf("skip: got %q, want %q", tb.skip, tt.wantSkip)
+			}
+		})
+	}
+}
+
+// TestEndToEnd_ThreeAccountsConverge: Jane has a password account, an older
+// Google account and, from her first passwordless login on, a passwordless
+// one. With the selector "oldest", her three logins, in every order, through
+// the real Action, the service and the emulator, end as one user: the Google
+// one, holding all three identities. Every login succeeds as a user that
+// exists; the login that chose its own user absorbs the others and goes on
+// as itself.
+func TestEndToEnd_ThreeAccountsConverge(t *testing.T) {
+	google := linking.User{
+		ID: "google-oauth2|1089", Email: "jane@example.com", EmailVerified: true,
+		Identities: []linking.Identity{{Provider: "google-oauth2", UserID: "1089", Connection: "google-oauth2", IsSocial: true}},
+		CreatedAt:  time.Date(2023, 6, 1, 0, 0, 0, 0, time.UTC),
+	}
+	db := janeDB
+	db.CreatedAt = time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	sel, err := linking.ParseSelector("oldest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := linking.Policy{TrustedProviders: []string{"auth0", "email", "google-oauth2"}, Select: sel}
+	action := actionFile(t)
+
+	for _, order := range [][]string{
+		{"password", "google", "otp"}, {"password", "otp", "google"}, {"google", "password", "otp"},
+		{"google", "otp", "password"}, {"otp", "password", "google"}, {"otp", "google", "password"},
+	} {
+		t.Run(strings.Join(order, ","), func(t *testing.T) {
+			s := deployWith(t, policy, db, google)
+			s.emu.Tenant.AddConnection(linkingtest.Connection{ID: "con_google", Name: "google-oauth2", Strategy: "google-oauth2"})
+			for _, who := range order {
+				var r loginRecord
+				switch who {
+				case "otp":
+					r = s.login(t, action, "jane@example.com")
+				case "password":
+					r = s.run(t, action, func() (*postlogintest.Transaction, error) { return s.flow.SignIn(t.Context(), db.Identities[0]) })
+				case "google":
+					r = s.run(t, action, func() (*postlogintest.Transaction, error) { return s.flow.SignIn(t.Context(), google.Identities[0]) })
+				}
+				if !r.res.Succeeded {
+					t.Fatalf("login %s as %s: failed: %v (calls %v, log %q)", who, r.tx.User.ID, r.res.Err, calls(r.run), r.run.Logs)
+				}
+				if _, err := s.emu.Tenant.User(t.Context(), r.res.Subject); err != nil {
+					t.Fatalf("login %s ended as %s, which does not exist: %v", who, r.res.Subject, err)
+				}
+			}
+			users := s.emu.Tenant.Users()
+			if len(users) != 1 || users[0].ID != google.ID || len(users[0].Identities) != 3 {
+				t.Fatalf("tenant after the logins: %+v, want %s alone with 3 identities", users, google.ID)
 			}
 		})
 	}

@@ -230,7 +230,8 @@ func respond(login linking.Login, r linking.Result, err error) Response {
 	case r.Action == linking.ActionLink && r.PrimaryUserID != "":
 		resp.Action = ActionSetPrimaryUser
 		resp.PrimaryUserID = r.PrimaryUserID
-	case r.Action == linking.ActionNone:
+	case r.Action == linking.ActionNone, r.Action == linking.ActionAbsorb:
+		// After absorbing others, the login goes on as its own user.
 		resp.Action = ActionNone
 		resp.Remember = err == nil && isFinal(r.Reason) &&
 			login.User.Email != "" && login.User.EmailVerified

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"time"
 
 	"github.com/idlink/linking"
 )
@@ -41,6 +42,9 @@ type User struct {
 	EmailVerified bool `json:"email_verified"`
 	// Identities are the user's identities, as in event.user.identities.
 	Identities []Identity `json:"identities"`
+	// CreatedAt is event.user.created_at, for a Linker whose Selector
+	// prefers the oldest user. Optional.
+	CreatedAt time.Time `json:"created_at,omitzero"`
 	// AppMetadata and UserMetadata are whatever parts of
 	// event.user.app_metadata and event.user.user_metadata the Action
 	// chooses to pass, for a Linker whose MetadataPolicy moves the
@@ -88,6 +92,7 @@ func (r Request) Login() (linking.Login, error) {
 		ID:            r.User.UserID,
 		Email:         r.User.Email,
 		EmailVerified: r.User.EmailVerified,
+		CreatedAt:     r.User.CreatedAt,
 		AppMetadata:   r.User.AppMetadata,
 		UserMetadata:  r.User.UserMetadata,
 	}

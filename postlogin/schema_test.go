@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -90,6 +91,17 @@ func TestRequestLogin(t *testing.T) {
 		{"a social one", req(Connection{"google-oauth2", "google-oauth2"}, db, google),
 			linking.Login{User: user(lDB, lGoogle), Identity: lGoogle}},
 	}
+	withAge := req(Connection{"email", "email"}, email)
+	if err := json.Unmarshal([]byte(`"2024-03-01T09:30:00.000Z"`), &withAge.User.CreatedAt); err != nil {
+		t.Fatal(err)
+	}
+	aged := user(lEmail)
+	aged.CreatedAt = time.Date(2024, 3, 1, 9, 30, 0, 0, time.UTC)
+	ok = append(ok, struct {
+		name string
+		req  Request
+		want linking.Login
+	}{"with event.user.created_at", withAge, linking.Login{User: aged, Identity: lEmail}})
 	for _, tt := range ok {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := tt.req.Login()
@@ -163,6 +175,10 @@ func TestRespond(t *testing.T) {
 			storeErr, Response{Version: 1, Action: ActionDeny, Reason: linking.ReasonStoreError, Message: messageUnavailable}},
 		{"link sent, outcome unknown", verified, linking.Result{Action: linking.ActionDeny, Reason: linking.ReasonLinkUnconfirmed},
 			storeErr, Response{Version: 1, Action: ActionDeny, Reason: linking.ReasonLinkUnconfirmed, Message: messageUnavailable}},
+		{"absorbed others: goes on as itself, not remembered", verified, linking.Result{Action: linking.ActionAbsorb, Reason: linking.ReasonAbsorbed},
+			nil, Response{Version: 1, Action: ActionNone, Reason: linking.ReasonAbsorbed}},
+		{"blocked account", verified, linking.Result{Action: linking.ActionDeny, Reason: linking.ReasonBlockedAccount},
+			nil, Response{Version: 1, Action: ActionDeny, Reason: linking.ReasonBlockedAccount, Message: messageDenied}},
 		{"ambiguous, deny", verified, linking.Result{Action: linking.ActionDeny, Reason: linking.ReasonAmbiguous},
 			nil, Response{Version: 1, Action: ActionDeny, Reason: linking.ReasonAmbiguous, Message: messageAmbiguous}},
 		{"invalid login", verified, linking.Result{Action: linking.ActionDeny, Reason: linking.ReasonInvalidLogin},

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/idlink/linking"
 	"github.com/idlink/linking/linkingtest"
@@ -147,6 +148,27 @@ func (f *LoginFlow) PasswordlessEmail(ctx context.Context, email string) (*Trans
 	return tx, nil
 }
 
+// SignIn starts a login with an identity the tenant already holds, as a
+// database (password) or social login does: the login's user is the user that
+// holds id, which is the primary when id was linked. It returns an error when
+// the tenant has no connection named id.Connection, or no user holds id.
+func (f *LoginFlow) SignIn(ctx context.Context, id linking.Identity) (*Transaction, error) {
+	conn, ok := f.Tenant.ConnectionByName(id.Connection)
+	if !ok {
+		return nil, fmt.Errorf("postlogintest: sign in with %s: the tenant has no connection %q", id.UserIDOf(), id.Connection)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, u := range f.Tenant.Users() {
+		for _, held := range u.Identities {
+			if held.Is(id) {
+				return &Transaction{ID: "tx_" + randomHex(8), Connection: conn, Identity: held, User: u, flow: f}, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("postlogintest: sign in with %s: no user holds it", id.UserIDOf())
+}
+
 // holder returns the user holding the identity of connection conn for
 // email, and that identity. An identity's email is its user's email when it
 // is the user's main identity, and the email of its profileData when it was
@@ -192,6 +214,7 @@ type EventUser struct {
 	Email         string          `json:"email,omitempty"`
 	EmailVerified bool            `json:"email_verified"`
 	Identities    []EventIdentity `json:"identities"`
+	CreatedAt     string          `json:"created_at,omitempty"`
 	AppMetadata   map[string]any  `json:"app_metadata"`
 	UserMetadata  map[string]any  `json:"user_metadata"`
 }
@@ -242,6 +265,7 @@ func (tx *Transaction) Event() Event {
 			Email:         u.Email,
 			EmailVerified: u.EmailVerified,
 			Identities:    make([]EventIdentity, 0, len(u.Identities)),
+			CreatedAt:     createdAt(u.CreatedAt),
 			AppMetadata:   orEmpty(u.AppMetadata),
 			UserMetadata:  orEmpty(u.UserMetadata),
 		},
@@ -257,6 +281,15 @@ func (tx *Transaction) Event() Event {
 		})
 	}
 	return ev
+}
+
+// createdAt formats t as Auth0 does in event.user.created_at; "" when t is
+// zero.
+func createdAt(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.000Z")
 }
 
 func orEmpty(m map[string]any) map[string]any {

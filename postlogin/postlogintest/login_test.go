@@ -84,6 +84,7 @@ func TestLoginFlow_FirstPasswordlessLoginCreatesTheUser(t *testing.T) {
 		User: postlogintest.EventUser{
 			UserID: "email|6f1c", Email: "jane@example.com", EmailVerified: true,
 			Identities:  []postlogintest.EventIdentity{{Provider: "email", UserID: "6f1c", Connection: "email"}},
+			CreatedAt:   stored.CreatedAt.UTC().Format("2006-01-02T15:04:05.000Z"),
 			AppMetadata: map[string]any{}, UserMetadata: map[string]any{},
 		},
 		Connection:  postlogintest.EventConnection{ID: "con_0000000000000002", Name: "email", Strategy: "email"},
@@ -378,5 +379,38 @@ func TestLoginFlow_MakesNoAPIRequest(t *testing.T) {
 	// A generated id has Auth0's shape.
 	if id := tx.Identity.UserID; len(id) != 24 || strings.Trim(id, "0123456789abcdef") != "" {
 		t.Errorf("generated user id: got %q, want 24 hex digits", id)
+	}
+}
+
+// TestLoginFlow_SignIn: a password or social login arrives as the user that
+// holds its identity, a primary when the identity was linked; an identity no
+// user holds, or of a connection the tenant lacks, is an error.
+func TestLoginFlow_SignIn(t *testing.T) {
+	ctx := context.Background()
+	db := linking.User{ID: "auth0|63d1", Email: "jane@example.com", EmailVerified: true,
+		Identities: []linking.Identity{{Provider: "auth0", UserID: "63d1", Connection: "Username-Password-Authentication"}}}
+	otp := linking.User{ID: "email|6f1c", Email: "jane@example.com", EmailVerified: true,
+		Identities: []linking.Identity{{Provider: "email", UserID: "6f1c", Connection: "email"}}}
+	tenant := linkingtest.NewTenant(db, otp)
+	flow := &postlogintest.LoginFlow{Tenant: tenant}
+
+	tx, err := flow.SignIn(ctx, db.Identities[0])
+	if err != nil || tx.User.ID != db.ID || !tx.Identity.Is(db.Identities[0]) || tx.Created {
+		t.Fatalf("SignIn: got %+v, %v; want a login of %s", tx, err, db.ID)
+	}
+	if err := tenant.Link(ctx, db.ID, otp.Identities[0]); err != nil {
+		t.Fatal(err)
+	}
+	tx, err = flow.SignIn(ctx, otp.Identities[0])
+	if err != nil || tx.User.ID != db.ID || len(tx.User.Identities) != 2 {
+		t.Fatalf("SignIn of a linked identity: got %+v, %v; want the primary %s", tx, err, db.ID)
+	}
+	for _, id := range []linking.Identity{
+		{Provider: "auth0", UserID: "nobody", Connection: "Username-Password-Authentication"},
+		{Provider: "google-oauth2", UserID: "1089", Connection: "google-oauth2"},
+	} {
+		if tx, err := flow.SignIn(ctx, id); err == nil {
+			t.Errorf("SignIn(%s): got %+v, want an error", id.UserIDOf(), tx)
+		}
 	}
 }

@@ -202,16 +202,24 @@ func Decide(login Login, candidates []User, p Policy) Decision {
 		return d
 	}
 
-	var eligible, holders []User
+	cs := distinct(candidates)
+	if len(cs) > 0 {
+		d.Candidates = make([]Verdict, 0, len(cs))
+	}
+	// group is the login's user, then every eligible candidate: the users a
+	// Selector chooses among.
+	group := make([]User, 1, len(cs)+1)
+	group[0] = login.User
+	var holders []User
 	blocked := false
-	for _, c := range distinct(candidates) {
+	for _, c := range cs {
 		v := Verdict{UserID: c.user.ID, Reason: c.conflict}
 		if v.Reason == "" {
 			v.Reason = judge(login, email, c.user, p)
 		}
 		switch v.Reason {
 		case ReasonEligible:
-			eligible = append(eligible, c.user)
+			group = append(group, c.user)
 		case ReasonAlreadyLinked:
 			holders = append(holders, c.user)
 		case ReasonBlocked:
@@ -231,13 +239,13 @@ func Decide(login Login, candidates []User, p Policy) Decision {
 		d.Primary, d.Secondary = holders[0], login.Identity
 		return d
 	}
-	eligible = append(eligible, holders...)
+	group = append(group, holders...)
+	eligible := group[1:]
 
 	switch {
 	case len(eligible) == 0:
 		d.Reason = ReasonNoCandidate
 	case len(p.Select) > 0:
-		group := append([]User{login.User}, eligible...)
 		best, by, ok := p.Select.Select(group)
 		switch {
 		case !ok:

@@ -543,12 +543,22 @@ func BenchmarkDecide(b *testing.B) {
 		candidates := make([]linking.User, n)
 		for i := range candidates {
 			candidates[i] = dbUser(fmt.Sprintf("%08d", i), "jane@example.com", true)
+			candidates[i].CreatedAt = created.Add(time.Duration(i) * time.Minute)
 		}
-		b.Run(fmt.Sprintf("candidates=%d", n), func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				linking.Decide(login, candidates, linking.Policy{})
-			}
-		})
+		for _, p := range []struct {
+			name   string
+			policy linking.Policy
+		}{
+			{"", linking.Policy{}},
+			{"/select=connection,oldest", linking.Policy{Select: linking.Selector{
+				linking.PreferConnection("Username-Password-Authentication"), linking.PreferOldest}}},
+		} {
+			b.Run(fmt.Sprintf("candidates=%d%s", n, p.name), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					linking.Decide(login, candidates, p.policy)
+				}
+			})
+		}
 	}
 }

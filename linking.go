@@ -39,6 +39,12 @@ func (i Identity) Is(other Identity) bool {
 // "provider|user_id".
 func (i Identity) UserIDOf() string { return i.Provider + "|" + i.UserID }
 
+// isUserID reports whether id is i.UserIDOf(), without building it.
+func (i Identity) isUserID(id string) bool {
+	p := len(i.Provider)
+	return len(id) == p+1+len(i.UserID) && id[:p] == i.Provider && id[p] == '|' && id[p+1:] == i.UserID
+}
+
 // User is an Auth0 user as the rule needs to see it.
 type User struct {
 	// ID is the Auth0 user id, "provider|user_id" of the user's main identity.
@@ -66,7 +72,7 @@ type User struct {
 // since a link must name the secondary user exactly.
 func (u User) MainIdentity() (Identity, bool) {
 	for _, id := range u.Identities {
-		if id.UserIDOf() == u.ID {
+		if id.isUserID(u.ID) {
 			return id, true
 		}
 	}

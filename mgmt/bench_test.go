@@ -21,7 +21,12 @@ import (
 //   - already-linked: a login that arrives as the primary, holding two
 //     identities (no call);
 //   - seed-action: the link path as the seed's Action does it, with a new
-//     Management client per login (a token request every time).
+//     Management client per login (a token request every time);
+//   - select/link-into-existing, select/absorb-one, select/absorb-two: with
+//     Policy.Select preferring the database connection, a passwordless login
+//     linked into the database user (one lookup, one link), and a database
+//     login absorbing one or two passwordless users (one lookup, one link
+//     each).
 //
 // It reports api-calls/login, token-requests/login, and token-requests for
 // the whole run: one Store serves every login, so one token. The time per
@@ -29,6 +34,10 @@ import (
 // (the tenant holds every login's users) and loopback HTTP: it is not a
 // measure of Auth0's latency.
 func BenchmarkLinkerThroughSDK(b *testing.B) {
+	preferDB := linking.Policy{
+		TrustedProviders: []string{"auth0", "email", "google-oauth2"},
+		Select:           linking.Selector{linking.PreferConnection("Username-Password-Authentication")},
+	}
 	ctx := context.Background()
 	paths := []struct {
 		name string
@@ -37,24 +46,39 @@ func BenchmarkLinkerThroughSDK(b *testing.B) {
 		perLogin  bool // a new Store per login
 		action    linking.Action
 		wantCalls float64
+		policy    linking.Policy
 	}{
 		{"link", func(i int) ([]linking.User, linking.Login) {
 			db, pwless := pair(i)
 			return []linking.User{db, pwless}, loginOf(pwless)
-		}, false, linking.ActionLink, 2},
+		}, false, linking.ActionLink, 2, linking.Policy{}},
 		{"nothing-to-link", func(i int) ([]linking.User, linking.Login) {
 			_, pwless := pair(i)
 			return []linking.User{pwless}, loginOf(pwless)
-		}, false, linking.ActionNone, 1},
+		}, false, linking.ActionNone, 1, linking.Policy{}},
 		{"already-linked", func(i int) ([]linking.User, linking.Login) {
 			db, pwless := pair(i)
 			db.Identities = append(db.Identities, pwless.Identities[0])
 			return []linking.User{db}, linking.Login{User: db, Identity: pwless.Identities[0]}
-		}, false, linking.ActionNone, 0},
+		}, false, linking.ActionNone, 0, linking.Policy{}},
 		{"seed-action", func(i int) ([]linking.User, linking.Login) {
 			db, pwless := pair(i)
 			return []linking.User{db, pwless}, loginOf(pwless)
-		}, true, linking.ActionLink, 2},
+		}, true, linking.ActionLink, 2, linking.Policy{}},
+		{"select/link-into-existing", func(i int) ([]linking.User, linking.Login) {
+			db, pwless := pair(i)
+			return []linking.User{db, pwless}, loginOf(pwless)
+		}, false, linking.ActionLink, 2, preferDB},
+		{"select/absorb-one", func(i int) ([]linking.User, linking.Login) {
+			db, pwless := pair(i)
+			return []linking.User{db, pwless}, loginOf(db)
+		}, false, linking.ActionAbsorb, 2, preferDB},
+		{"select/absorb-two", func(i int) ([]linking.User, linking.Login) {
+			db, pwless := pair(i)
+			google := linking.User{ID: "google-oauth2|g" + db.ID[len("auth0|"):], Email: db.Email, EmailVerified: true,
+				Identities: []linking.Identity{{Provider: "google-oauth2", UserID: "g" + db.ID[len("auth0|"):], Connection: "google-oauth2", IsSocial: true}}}
+			return []linking.User{db, pwless, google}, loginOf(db)
+		}, false, linking.ActionAbsorb, 3, preferDB},
 	}
 	for _, p := range paths {
 		b.Run(p.name, func(b *testing.B) {
@@ -76,7 +100,7 @@ func BenchmarkLinkerThroughSDK(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				return &linking.Linker{Store: s}
+				return &linking.Linker{Store: s, Policy: p.policy}
 			}
 			shared := newLinker()
 			b.ReportAllocs()

@@ -2,11 +2,15 @@ package backfill_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/auth0/go-auth0/management"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -48,56 +52,87 @@ func (c *statusCounter) count(status int) int {
 	return c.n[status]
 }
 
-// TestEmulator plans, applies and undoes a generated tenant of 10,000 users
-// through the real go-auth0 client against the Management API emulator,
-// with faults mid-apply (429 storm, 5xx, a link committed whose connection
-// is dropped): every link is in place exactly once, with one link request
-// per secondary when nothing fails; undo gives back the original users,
-// emails and metadata.
+// noRetries is what an Applier's Store needs: go-auth0's own retries off,
+// so that the Applier's attempts are the requests the tenant gets.
+var noRetries = mgmt.WithRetryStrategy(management.RetryStrategy{})
+
+// pastClock is an emulator clock a minute behind: its X-RateLimit-Reset
+// times are past, so that a test does not wait for them.
+func pastClock() time.Time { return time.Now().Add(-time.Minute) }
+
+// TestEmulator plans, applies and undoes a generated tenant of 2,000 users
+// through the real go-auth0 client, its retries off as the Applier needs,
+// against the Management API emulator, with faults mid-apply (429 storm,
+// the emulator's own rate limit, 5xx, a link committed whose connection is
+// dropped): every link is in place exactly once, with two reads and one link
+// request per secondary when nothing fails; the report counts every request
+// the emulator got and every 429 it sent; undo gives back the original
+// users, emails and metadata.
 func TestEmulator(t *testing.T) {
-	spec := backfilltest.Spec{Seed: 5, Users: 10_000, Groups: 25}
+	spec := backfilltest.Spec{Seed: 5, Users: 2000, Groups: 10}
 	want := spec.Expected()
 	tests := []struct {
 		name  string
+		opts  []mgmttest.Option
 		fault func(e *mgmttest.Emulator)
-		// extra is the link requests beyond one per link.
-		extra int
+		// extra is the link requests beyond one per link, and tooMany
+		// the answers 429; -1: some, not known in advance.
+		extra, tooMany int
 	}{
-		{"no fault", func(*mgmttest.Emulator) {}, 0},
-		// go-auth0 tries each request three times: three faults reach
-		// the Applier as one error.
-		{"429 storm", func(e *mgmttest.Emulator) { e.FailNext(mgmttest.RouteLink, 3, http.StatusTooManyRequests) }, 3},
-		{"5xx", func(e *mgmttest.Emulator) { e.FailNext(mgmttest.RouteLink, 3, http.StatusBadGateway) }, 3},
-		// The dropped link is committed; go-auth0 sends it again and
-		// gets 409; the Applier reads the primary back.
-		{"commit then drop", func(e *mgmttest.Emulator) { e.CommitThenDrop(mgmttest.RouteLink, 1) }, 1},
+		{name: "no fault"},
+		// Each 429 is one attempt of the Applier: it waits, reads the
+		// primary back and links again.
+		{name: "429 storm", opts: []mgmttest.Option{mgmttest.WithClock(pastClock)}, fault: func(e *mgmttest.Emulator) { e.FailNext(mgmttest.RouteLink, 3, http.StatusTooManyRequests) }, extra: 3, tooMany: 3},
+		{name: "429 on reads", opts: []mgmttest.Option{mgmttest.WithClock(pastClock)},
+			fault: func(e *mgmttest.Emulator) { e.FailNext(mgmttest.RouteUser, 4, http.StatusTooManyRequests) }, tooMany: 4},
+		// The emulator allows 200 requests/s, two at a time; the Applier
+		// goes as fast as it can, and every 429 it gets counts. Its
+		// backoff lets the emulator refill two: a read-back and a link.
+		{name: "rate limit", opts: []mgmttest.Option{mgmttest.WithRateLimit(200, 2), mgmttest.WithClock(pastClock)}, tooMany: -1},
+		{name: "5xx", fault: func(e *mgmttest.Emulator) { e.FailNext(mgmttest.RouteLink, 3, http.StatusBadGateway) }, extra: 3},
+		// The dropped link is committed; the Applier reads the primary
+		// back and finds it done, without sending it again.
+		{name: "commit then drop", fault: func(e *mgmttest.Emulator) { e.CommitThenDrop(mgmttest.RouteLink, 1) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			p := prepare(t, spec)
-			srv := mgmttest.NewServer(p.tenant)
+			srv := mgmttest.NewServer(p.tenant, tt.opts...)
 			defer srv.Close()
 			statuses := &statusCounter{base: http.DefaultTransport}
-			store := srv.Store(t, mgmt.WithHTTPClient(&http.Client{Transport: statuses, Timeout: mgmt.DefaultTimeout}))
+			store := srv.Store(t, noRetries, mgmt.WithHTTPClient(&http.Client{Transport: statuses, Timeout: mgmt.DefaultTimeout}))
 			a := fastApplier(store)
 			a.Tenant = srv.Domain()
-			tt.fault(srv.Emulator)
+			a.Backoff = func(int, time.Time) time.Duration { return 10 * time.Millisecond }
+			if tt.fault != nil {
+				tt.fault(srv.Emulator)
+			}
 
 			rep, err := a.Apply(context.Background(), p.plan, p.journal)
 			if err != nil {
 				t.Fatalf("Apply: %v", err)
 			}
-			if rep.Done != len(want.Links) || len(rep.Failed) != 0 {
-				t.Errorf("got %d done, failures %v; want %d done", rep.Done, rep.Failed, len(want.Links))
+			if rep.Done != len(want.Links) || len(rep.Failed)+len(rep.Skipped) != 0 {
+				t.Errorf("got %d done, failures %v, skipped %v; want %d done", rep.Done, rep.Failed, rep.Skipped, len(want.Links))
 			}
-			if got, want := srv.Requests(mgmttest.RouteLink), len(want.Links)+tt.extra; got != want {
+			if got, want := srv.Requests(mgmttest.RouteLink), len(want.Links)+tt.extra; tt.tooMany >= 0 && got != want {
 				t.Errorf("got %d link requests, want %d", got, want)
 			}
-			if tt.extra == 0 {
-				if got := srv.APIRequests(); got != len(want.Links) {
-					t.Errorf("got %d API requests, want one per link: %d", got, len(want.Links))
+			if tt.fault == nil && tt.tooMany == 0 {
+				if got := srv.APIRequests(); got != 3*len(want.Links) {
+					t.Errorf("got %d API requests, want three per link: %d", got, 3*len(want.Links))
 				}
+			}
+			if got := srv.APIRequests(); rep.Calls != got {
+				t.Errorf("got Report.Calls %d, want the emulator's count %d", rep.Calls, got)
+			}
+			sent := statuses.count(http.StatusTooManyRequests)
+			if rep.RateLimited != sent {
+				t.Errorf("got Report.RateLimited %d, want the 429s the emulator sent: %d", rep.RateLimited, sent)
+			}
+			if tt.tooMany >= 0 && sent != tt.tooMany || tt.tooMany < 0 && sent == 0 {
+				t.Errorf("the emulator sent %d answers 429, want %d (-1: some)", sent, tt.tooMany)
 			}
 			after := p.tenant.Users()
 			if diff := diffUsers(t, linked(p.users, want.Links), after); diff != "" {
@@ -110,9 +145,6 @@ func TestEmulator(t *testing.T) {
 			}
 			if diff := diffUsers(t, p.users, p.tenant.Users()); diff != "" {
 				t.Errorf("tenant after undo (-want +got):\n%s", diff)
-			}
-			if tt.name == "no fault" && statuses.count(http.StatusTooManyRequests) != 0 {
-				t.Errorf("got %d answers 429, want none", statuses.count(http.StatusTooManyRequests))
 			}
 		})
 	}
@@ -143,5 +175,63 @@ func TestEmulatorExport(t *testing.T) {
 	}
 	if diff := cmp.Diff(spec.Expected().Links, planLinks(readPlan(t, planPath))); diff != "" {
 		t.Errorf("plan links (-want +got):\n%s", diff)
+	}
+}
+
+// TestApplyConfigError: a Store that cannot reach its tenant for a
+// configuration error (wrong secret, plain HTTP to an HTTPS tenant, a
+// certificate not trusted) stops Apply at its first call, without a retry
+// and without ErrIncomplete: trying again cannot help.
+func TestApplyConfigError(t *testing.T) {
+	tests := []struct {
+		name  string
+		store func(t *testing.T, srv *mgmttest.Server) *mgmt.Store
+	}{
+		{"wrong secret", func(t *testing.T, srv *mgmttest.Server) *mgmt.Store {
+			opts := append(srv.ClientOptions(), noRetries)
+			s, err := mgmt.New(t.Context(), srv.Domain(), srv.ClientID(), "wrong-secret", opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}},
+		{"plain HTTP to HTTPS", func(t *testing.T, srv *mgmttest.Server) *mgmt.Store {
+			s, err := mgmt.New(t.Context(), srv.Domain(), srv.ClientID(), srv.ClientSecret(), mgmt.WithInsecureHTTP(), noRetries)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}},
+		{"certificate not trusted", func(t *testing.T, srv *mgmttest.Server) *mgmt.Store {
+			s, err := mgmt.New(t.Context(), srv.Domain(), srv.ClientID(), srv.ClientSecret(), noRetries)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := prepare(t, smallSpec)
+			srv := mgmttest.NewTLSServer(p.tenant)
+			defer srv.Close()
+			a := fastApplier(tt.store(t, srv))
+			a.Tenant = srv.Domain()
+			a.Backoff = backfill.DefaultBackoff
+			start := time.Now()
+			rep, err := a.Apply(context.Background(), p.plan, p.journal)
+			if !errors.Is(err, mgmt.ErrConfig) || errors.Is(err, backfill.ErrIncomplete) {
+				t.Fatalf("got %v, want mgmt.ErrConfig and not ErrIncomplete", err)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("stopped after %v, want at once", d)
+			}
+			if rep.Calls != 1 || rep.Done != 0 {
+				t.Errorf("got %d calls and %d done, want 1 call and none done", rep.Calls, rep.Done)
+			}
+			if n := srv.APIRequests(); n != 0 {
+				t.Errorf("the tenant got %d API requests, want none", n)
+			}
+		})
 	}
 }

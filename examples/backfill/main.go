@@ -1,14 +1,16 @@
 // Command backfill merges the duplicate users an Auth0 tenant already has:
 // plan from a user export, review, apply at the rate limit, undo.
 //
-//	backfill export -domain D -out export.json.gz
-//	backfill plan  -in export.json.gz -out plan.jsonl [-summary summary.json]
+//	backfill export -domain D -out export.json.gz [-force]
+//	backfill plan  -in export.json.gz -out plan.jsonl [-summary summary.json] [-force]
 //	backfill apply -domain D -plan plan.jsonl -journal journal.jsonl [-rate N] [-apply]
 //	backfill undo  -domain D -journal journal.jsonl [-rate N] [-apply]
 //
 // apply and undo are dry runs unless -apply is given. The client credentials
 // come from -client-id and the environment variable AUTH0_CLIENT_SECRET (or
-// -client-secret). See README.md for a walk-through and the exit codes.
+// -client-secret). No command overwrites a file unless -force is given, and
+// none ever overwrites a journal. See README.md for a walk-through and the
+// exit codes.
 package main
 
 import (
@@ -21,10 +23,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/auth0/go-auth0/management"
 
 	"github.com/idlink/linking"
 	"github.com/idlink/linking/backfill"
@@ -36,9 +41,14 @@ const (
 	exitDone       = 0 // everything done
 	exitRefused    = 1 // bad usage or input, refused before anything was written
 	exitIncomplete = 2 // stopped (interrupted, tenant unavailable): run again to resume
-	exitFailures   = 3 // finished, but the tenant refused some links: see the summary
-	exitError      = 4 // stopped on an unexpected error (credentials, I/O); the journal is consistent
+	exitFailures   = 3 // finished, but some links were refused or skipped: see the report
+	exitError      = 4 // stopped on an unexpected error (I/O); the journal is consistent
+	exitConfig     = 5 // the tenant cannot be reached as configured (domain, credentials, scopes)
+	exitLocked     = 6 // another run holds the journal; nothing was read or written
 )
+
+// checkTimeout bounds the check of the credentials at startup.
+const checkTimeout = 15 * time.Second
 
 var _ backfill.Store = (*mgmt.Store)(nil)
 
@@ -52,8 +62,8 @@ func main() {
 }
 
 const usage = `usage:
-  backfill export -domain DOMAIN -out EXPORT [client flags]
-  backfill plan  -in EXPORT -out PLAN [-summary FILE] [policy flags]
+  backfill export -domain DOMAIN -out EXPORT [-force] [client flags]
+  backfill plan  -in EXPORT -out PLAN [-summary FILE] [-force] [policy flags]
   backfill apply -domain DOMAIN -plan PLAN -journal JOURNAL [-rate N -burst M] [-apply] [policy and client flags]
   backfill undo  -domain DOMAIN -journal JOURNAL [-rate N -burst M] [-apply] [client flags]
 Run "backfill COMMAND -h" for the flags of a command.
@@ -81,19 +91,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return exitRefused
 }
 
-// policyFlags are the flags of the linking policy, for plan and apply.
+// policyFlags are the flags of the linking policy and of the choice of
+// primaries, for plan and apply.
 type policyFlags struct {
-	providers, connections string
+	providers, connections, prefer string
 }
 
 func (p *policyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&p.providers, "trust-providers", "", "comma-separated `providers` whose verified emails are trusted (default: auth0,email)")
 	fs.StringVar(&p.connections, "trust-connections", "", "comma-separated `connections` trusted in addition")
+	fs.StringVar(&p.prefer, "prefer-connections", "", "comma-separated `connections` whose users are preferred as primaries, before the oldest user")
 }
 
 func (p *policyFlags) policy() (linking.Policy, error) {
 	pol := linking.Policy{TrustedProviders: list(p.providers), TrustedConnections: list(p.connections)}
 	return pol, pol.Validate()
+}
+
+// primary returns the PrimaryPolicy of -prefer-connections; nil is the
+// default.
+func (p *policyFlags) primary() backfill.PrimaryPolicy {
+	if names := list(p.prefer); len(names) > 0 {
+		return backfill.PreferConnections(names...)
+	}
+	return nil
 }
 
 func list(s string) []string {
@@ -128,7 +149,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	in := fs.String("in", "", "the user export `file`: gzipped or plain newline-delimited JSON, or a JSON array")
 	out := fs.String("out", "plan.jsonl", "the plan `file` to write")
 	summaryPath := fs.String("summary", "", "write the summary, with every refused and ambiguous group, as JSON to this `file`")
-	prefer := fs.String("prefer-connections", "", "comma-separated `connections` whose users are preferred as primaries, before the oldest user")
+	force := fs.Bool("force", false, "replace the output files when they exist (never a journal)")
 	var pf policyFlags
 	pf.register(fs)
 	if ok, code := parse(fs, args, stderr); !ok {
@@ -143,13 +164,15 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "backfill plan: %v\n", err)
 		return exitRefused
 	}
-	planner := backfill.Planner{Policy: policy}
-	if names := list(*prefer); len(names) > 0 {
-		planner.Primary = backfill.PreferConnections(names...)
+	err = checkOutputs(*force, []file{{"-in", *in}}, []file{{"-out", *out}, {"-summary", *summaryPath}})
+	if err != nil {
+		fmt.Fprintf(stderr, "backfill plan: %v\nnothing written\n", err)
+		return exitRefused
 	}
+	planner := backfill.Planner{Policy: policy, Primary: pf.primary()}
 
 	start := time.Now()
-	s, err := writeAtomically(*out, func(w io.Writer) (backfill.Summary, error) {
+	s, err := writeAtomically(*out, *force, func(w io.Writer) (backfill.Summary, error) {
 		return planner.Plan(ctx, func() (io.ReadCloser, error) { return os.Open(*in) }, w)
 	})
 	if err != nil {
@@ -160,7 +183,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitRefused
 	}
 	if *summaryPath != "" {
-		_, err := writeAtomically(*summaryPath, func(w io.Writer) (struct{}, error) {
+		_, err := writeAtomically(*summaryPath, *force, func(w io.Writer) (struct{}, error) {
 			enc := json.NewEncoder(w)
 			enc.SetIndent("", "  ")
 			return struct{}{}, enc.Encode(s)
@@ -174,27 +197,101 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return exitDone
 }
 
-// writeAtomically writes a file through fn: to a temporary file renamed into
-// place when fn succeeds, so that a failure leaves nothing behind.
-func writeAtomically[T any](path string, fn func(io.Writer) (T, error)) (T, error) {
+// file is a file a command reads or writes, and the flag that names it.
+type file struct{ flag, path string }
+
+// checkOutputs refuses, before a command does anything, output files that it
+// must not write: one that is also an input or another output, a journal
+// (the only copy of the metadata Auth0 discards on link), and without force
+// any existing file. Outputs with no path are not written.
+func checkOutputs(force bool, inputs, outputs []file) error {
+	for i, o := range outputs {
+		if o.path == "" {
+			continue
+		}
+		for _, other := range append(slices.Clone(inputs), outputs[:i]...) {
+			if other.path != "" && sameFile(o.path, other.path) {
+				return fmt.Errorf("%s and %s name the same file, %s", other.flag, o.flag, o.path)
+			}
+		}
+		if err := checkOverwrite(o.path, force); err != nil {
+			return fmt.Errorf("%s: %w", o.flag, err)
+		}
+	}
+	return nil
+}
+
+// sameFile reports whether the paths a and b name the same file: the same
+// file once links are followed when both exist, the same absolute path
+// otherwise.
+func sameFile(a, b string) bool {
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	if errA == nil && errB == nil {
+		return os.SameFile(fa, fb)
+	}
+	absA, errA := filepath.Abs(a)
+	absB, errB := filepath.Abs(b)
+	return errA == nil && errB == nil && absA == absB
+}
+
+// checkOverwrite refuses to replace the file at path: a journal always, any
+// other existing file unless force.
+func checkOverwrite(path string, force bool) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if backfill.IsJournal(f) {
+		return fmt.Errorf("%s is a backfill journal, the only copy of the metadata Auth0 discarded on link: it is never overwritten, -force or not", path)
+	}
+	if !force {
+		return existsError(path)
+	}
+	return nil
+}
+
+func existsError(path string) error {
+	return fmt.Errorf("%s exists: give -force to replace it", path)
+}
+
+// writeAtomically writes a file through fn: to a new temporary file in the
+// same directory, moved into place when fn succeeds, so that a failure
+// leaves nothing behind. Without force the move fails when path exists by
+// then; with force it replaces path, unless path is a journal.
+func writeAtomically[T any](path string, force bool, fn func(io.Writer) (T, error)) (T, error) {
 	var zero T
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return zero, err
 	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
 	v, err := fn(f)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
 	if err != nil {
-		os.Remove(tmp)
 		return zero, err
 	}
-	return v, nil
+	if !force {
+		// A hard link, unlike a rename, fails when path exists.
+		if err := os.Link(tmp, path); err != nil {
+			if errors.Is(err, os.ErrExist) {
+				return zero, existsError(path)
+			}
+			return zero, err
+		}
+		return v, nil
+	}
+	if err := checkOverwrite(path, true); err != nil {
+		return zero, err
+	}
+	return v, os.Rename(tmp, path)
 }
 
 func printPlanSummary(w io.Writer, s backfill.Summary, out, summaryPath string, elapsed time.Duration) {
@@ -230,16 +327,21 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.insecureHTTP, "insecure-http", false, "speak plain HTTP to the domain, secret included: a local emulator only")
 }
 
-// store returns a Store over the tenant, or an error worded for the
-// operator.
-func (c *clientFlags) store() (*mgmt.Store, error) {
+// connect returns a Store over the tenant, whose access it has checked
+// (within checkTimeout): the credentials are accepted and grant the scopes
+// the backfill needs. Its errors are worded for the operator; they wrap
+// mgmt.ErrConfig for a configuration error.
+//
+// go-auth0's retries are off: the Applier is the only retry layer, so that
+// every attempt waits for its rate limit and is counted in its report.
+func (c *clientFlags) connect(ctx context.Context) (*mgmt.Store, error) {
 	if c.clientSecret == "" {
 		c.clientSecret = os.Getenv("AUTH0_CLIENT_SECRET")
 	}
 	if c.domain == "" || c.clientID == "" || c.clientSecret == "" {
 		return nil, errors.New("the domain, client id and client secret are required (-domain, -client-id, $AUTH0_CLIENT_SECRET)")
 	}
-	var opts []mgmt.Option
+	opts := []mgmt.Option{mgmt.WithRetryStrategy(management.RetryStrategy{})}
 	if c.insecureHTTP {
 		opts = append(opts, mgmt.WithInsecureHTTP())
 	}
@@ -256,34 +358,68 @@ func (c *clientFlags) store() (*mgmt.Store, error) {
 	}
 	// The token source lives as long as the process, not as the run's
 	// ctx: an interrupt must not stop the call in flight from completing.
-	return mgmt.New(context.Background(), c.domain, c.clientID, c.clientSecret, opts...)
+	store, err := mgmt.New(context.Background(), c.domain, c.clientID, c.clientSecret, opts...)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	if err := store.CheckAccess(ctx); err != nil {
+		return nil, err
+	}
+	return store, nil
 }
+
+// connectFailed reports the error of connect and returns the exit code.
+func connectFailed(stderr io.Writer, cmd string, err error) int {
+	fmt.Fprintf(stderr, "backfill %s: %v\n", cmd, err)
+	switch {
+	case errors.Is(err, mgmt.ErrConfig):
+		fmt.Fprintln(stderr, configHint)
+		return exitConfig
+	case errors.Is(err, linking.ErrUnavailable):
+		fmt.Fprintln(stderr, "incomplete: the tenant is out of reach (or the run was interrupted); nothing was written: run the same command again")
+		return exitIncomplete
+	}
+	return exitRefused
+}
+
+// configHint follows a configuration error: trying again does not help.
+const configHint = "configuration error: check -domain (and -ca or -insecure-http), the client id and secret, and the application's scopes (read:users, update:users, read:connections); trying again cannot help until it is fixed"
 
 func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("export", flag.ContinueOnError)
 	out := fs.String("out", "export.json.gz", "the `file` to write the export to (gzipped newline-delimited JSON, as Auth0 makes it)")
 	timeout := fs.Duration("timeout", time.Hour, "how long to wait for the export job and its download")
+	force := fs.Bool("force", false, "replace the output file when it exists (never a journal)")
 	var cf clientFlags
 	cf.register(fs)
 	if ok, code := parse(fs, args, stderr); !ok {
 		return code
 	}
-	store, err := cf.store()
-	if err != nil {
-		fmt.Fprintf(stderr, "backfill export: %v\n", err)
+	if err := checkOutputs(*force, nil, []file{{"-out", *out}}); err != nil {
+		fmt.Fprintf(stderr, "backfill export: %v\nnothing written\n", err)
 		return exitRefused
+	}
+	store, err := cf.connect(ctx)
+	if err != nil {
+		return connectFailed(stderr, "export", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	start := time.Now()
 	var n countWriter
-	_, err = writeAtomically(*out, func(w io.Writer) (struct{}, error) {
+	_, err = writeAtomically(*out, *force, func(w io.Writer) (struct{}, error) {
 		n.w = w
 		return struct{}{}, store.ExportUsers(ctx, &n)
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "backfill export: %v\nnothing written\n", err)
-		if errors.Is(err, linking.ErrUnavailable) {
+		switch {
+		case errors.Is(err, mgmt.ErrConfig):
+			fmt.Fprintln(stderr, configHint)
+			return exitConfig
+		case errors.Is(err, linking.ErrUnavailable):
 			return exitIncomplete
 		}
 		return exitError
@@ -335,13 +471,23 @@ func runApply(ctx context.Context, cmd string, args []string, stdout, stderr io.
 		fmt.Fprintf(stderr, "backfill %s: -rate must be positive\n", cmd)
 		return exitRefused
 	}
+	if cmd == "apply" && sameFile(*planPath, *journalPath) {
+		fmt.Fprintf(stderr, "backfill apply: -plan and -journal name the same file, %s\n", *planPath)
+		return exitRefused
+	}
 
-	a := &backfill.Applier{Tenant: cf.domain, Policy: policy, Rate: *rate, Burst: *burst, DryRun: !*write}
-	if *write {
-		store, err := cf.store()
-		if err != nil {
-			fmt.Fprintf(stderr, "backfill %s: %v\n", cmd, err)
+	a := &backfill.Applier{Tenant: cf.domain, Policy: policy, Primary: pf.primary(), Rate: *rate, Burst: *burst, DryRun: !*write}
+	var plan *backfill.Plan
+	if cmd == "apply" {
+		if plan, err = readPlan(*planPath); err != nil {
+			fmt.Fprintf(stderr, "%v\nrefused: nothing was written\n", err)
 			return exitRefused
+		}
+	}
+	if *write {
+		store, err := cf.connect(ctx)
+		if err != nil {
+			return connectFailed(stderr, cmd, err)
 		}
 		a.Store = store
 		if isTerminal(stderr) {
@@ -352,11 +498,7 @@ func runApply(ctx context.Context, cmd string, args []string, stdout, stderr io.
 
 	var rep backfill.Report
 	if cmd == "apply" {
-		var plan *backfill.Plan
-		plan, err = readPlan(*planPath)
-		if err == nil {
-			rep, err = a.Apply(ctx, plan, *journalPath)
-		}
+		rep, err = a.Apply(ctx, plan, *journalPath)
 	} else {
 		rep, err = a.Undo(ctx, *journalPath)
 	}
@@ -364,7 +506,7 @@ func runApply(ctx context.Context, cmd string, args []string, stdout, stderr io.
 		fmt.Fprintln(stderr)
 	}
 	code := exitCode(stderr, rep, err)
-	if code != exitRefused {
+	if code != exitRefused && code != exitLocked {
 		printReport(stdout, cmd, rep, *journalPath, !*write)
 	}
 	return code
@@ -383,10 +525,16 @@ func readPlan(path string) (*backfill.Plan, error) {
 func exitCode(stderr io.Writer, rep backfill.Report, err error) int {
 	var le *backfill.LineError
 	switch {
-	case err == nil && len(rep.Failed) > 0:
+	case err == nil && len(rep.Failed)+len(rep.Skipped) > 0:
 		return exitFailures
 	case err == nil:
 		return exitDone
+	case errors.Is(err, backfill.ErrJournalLocked):
+		fmt.Fprintf(stderr, "%v\nlocked: another run is using this journal; nothing was read or written\n", err)
+		return exitLocked
+	case errors.Is(err, mgmt.ErrConfig):
+		fmt.Fprintf(stderr, "%v\n%s\n", err, configHint)
+		return exitConfig
 	case errors.Is(err, backfill.ErrIncomplete):
 		fmt.Fprintf(stderr, "%v\nincomplete: run the same command again to resume\n", err)
 		return exitIncomplete
@@ -401,12 +549,12 @@ func exitCode(stderr io.Writer, rep backfill.Report, err error) int {
 func printReport(w io.Writer, cmd string, rep backfill.Report, journal string, dry bool) {
 	what := map[string]string{"apply": "links", "undo": "unlinks"}[cmd]
 	if dry {
-		fmt.Fprintf(w, "dry run: %d %s in all, %d already done, %d to do; nothing written (add -apply to write)\n",
-			rep.Total, what, rep.AlreadyDone, rep.Remaining)
+		fmt.Fprintf(w, "dry run: %d %s in all, %d already done, %d skipped, %d to do; nothing written (add -apply to write)\n",
+			rep.Total, what, rep.AlreadyDone, len(rep.Skipped), rep.Remaining)
 		return
 	}
-	fmt.Fprintf(w, "%s: %d %s done (%d confirmed by reading back), %d already done, %d failed, %d remaining, of %d\n",
-		cmd, rep.Done, what, rep.Confirmed, rep.AlreadyDone, len(rep.Failed), rep.Remaining, rep.Total)
+	fmt.Fprintf(w, "%s: %d %s done (%d confirmed by reading back), %d already done, %d failed, %d skipped, %d remaining, of %d\n",
+		cmd, rep.Done, what, rep.Confirmed, rep.AlreadyDone, len(rep.Failed), len(rep.Skipped), rep.Remaining, rep.Total)
 	perSecond := 0.0
 	if s := rep.Elapsed.Seconds(); s > 0 {
 		perSecond = float64(rep.Calls) / s
@@ -415,5 +563,12 @@ func printReport(w io.Writer, cmd string, rep backfill.Report, journal string, d
 		rep.Calls, rep.Elapsed.Round(time.Millisecond), perSecond, rep.RateLimited, journal)
 	for _, f := range rep.Failed {
 		fmt.Fprintf(w, "failed: plan line %d: %s into %s: %s\n", f.Line, f.SecondaryID, f.PrimaryID, f.Err)
+	}
+	for _, s := range rep.Skipped {
+		why := string(s.Reason)
+		if s.Verdict != "" {
+			why += " (primary: " + string(s.Verdict) + ")"
+		}
+		fmt.Fprintf(w, "skipped: plan line %d: %s into %s: %s\n", s.Line, s.SecondaryID, s.PrimaryID, why)
 	}
 }

@@ -3,8 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
+	"fmt"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -85,6 +89,21 @@ func newCLI(t *testing.T, tenant *linkingtest.Tenant, opts ...mgmttest.Option) *
 
 func (c *cli) path(name string) string { return filepath.Join(c.dir, name) }
 
+// plan reads the plan of c.
+func (c *cli) plan() *backfill.Plan {
+	c.t.Helper()
+	f, err := os.Open(c.path("plan.jsonl"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer f.Close()
+	pl, err := backfill.ReadPlan(f)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return pl
+}
+
 // run runs the command and returns its exit code and outputs.
 func (c *cli) run(ctx context.Context, args ...string) (int, string, string) {
 	var stdout, stderr bytes.Buffer
@@ -142,7 +161,7 @@ func TestWalkthrough(t *testing.T) {
 	}
 
 	code, out, errOut = c.apply(ctx, "apply")
-	if code != exitDone || !strings.Contains(out, "dry run: 6 links in all, 0 already done, 6 to do") {
+	if code != exitDone || !strings.Contains(out, "dry run: 6 links in all, 0 already done, 0 skipped, 6 to do") {
 		t.Errorf("dry run: exit %d, output %q %q", code, out, errOut)
 	}
 	if n := c.srv.APIRequests(); n != 0 {
@@ -153,8 +172,9 @@ func TestWalkthrough(t *testing.T) {
 	if code != exitDone {
 		t.Fatalf("apply: exit %d, want %d: %s %s", code, exitDone, out, errOut)
 	}
-	if got := c.srv.Requests(mgmttest.RouteLink); got != links || c.srv.APIRequests() != links {
-		t.Errorf("apply: got %d link requests and %d in all, want %d and %d", got, c.srv.APIRequests(), links, links)
+	// Each link: the primary and the secondary read, then the link.
+	if got := c.srv.Requests(mgmttest.RouteLink); got != links || c.srv.APIRequests() != 3*links {
+		t.Errorf("apply: got %d link requests and %d in all, want %d and %d", got, c.srv.APIRequests(), links, 3*links)
 	}
 	if !strings.Contains(out, "apply: 6 links done") {
 		t.Errorf("apply output %q", out)
@@ -186,10 +206,12 @@ func TestExitCodes(t *testing.T) {
 		setup func(c *cli, tenant *linkingtest.Tenant) (context.Context, []string)
 		opts  []mgmttest.Option
 		code  int
-		text  string
-		// noJournal, noPlan: the journal, the plan must not exist
-		// afterwards.
-		noJournal, noPlan bool
+		// text must be in the standard error, notText not; stdout must
+		// be in the standard output.
+		text, notText, stdout string
+		// noJournal, noPlan, noExport: the journal, the plan, the export
+		// must not exist afterwards.
+		noJournal, noPlan, noExport bool
 	}{
 		{
 			name:  "unknown command",
@@ -233,22 +255,98 @@ func TestExitCodes(t *testing.T) {
 		},
 		{
 			name: "a link refused by the tenant",
-			setup: func(c *cli, tenant *linkingtest.Tenant) (context.Context, []string) {
-				f, _ := os.Open(c.path("plan.jsonl"))
-				pl, _ := backfill.ReadPlan(f)
-				f.Close()
-				tenant.DeleteUser(context.Background(), pl.Lines[0].Secondaries[0].ID)
+			setup: func(c *cli, _ *linkingtest.Tenant) (context.Context, []string) {
+				c.srv.FailNext(mgmttest.RouteLink, 1, http.StatusConflict)
 				return nil, []string{"apply", "-apply"}
 			},
-			code: exitFailures, text: "",
+			code: exitFailures, stdout: "failed: plan line 1: ",
+		},
+		{
+			name: "a secondary blocked since the plan",
+			setup: func(c *cli, tenant *linkingtest.Tenant) (context.Context, []string) {
+				s := c.plan().Lines[1].Secondaries[0].ID
+				tenant.UpdateUser(context.Background(), s, func(u *linking.User) error { u.Blocked = true; return nil })
+				return nil, []string{"apply", "-apply"}
+			},
+			code: exitFailures, stdout: ": login_blocked\n",
+		},
+		{
+			name: "a primary made unverified since the plan",
+			setup: func(c *cli, tenant *linkingtest.Tenant) (context.Context, []string) {
+				p := c.plan().Lines[0].Primary.ID
+				tenant.UpdateUser(context.Background(), p, func(u *linking.User) error { u.EmailVerified = false; return nil })
+				return nil, []string{"apply", "-apply"}
+			},
+			code: exitFailures, stdout: "primary_ineligible (primary: email_unverified)",
+		},
+		{
+			name: "primary and secondary swapped in the plan",
+			setup: func(c *cli, _ *linkingtest.Tenant) (context.Context, []string) {
+				data, _ := os.ReadFile(c.path("plan.jsonl"))
+				lines := strings.SplitAfter(string(data), "\n")
+				var l backfill.PlanLine
+				json.Unmarshal([]byte(lines[0]), &l)
+				l.Primary, l.Secondaries[0] = l.Secondaries[0], l.Primary
+				b, _ := json.Marshal(l)
+				lines[0] = string(b) + "\n"
+				os.WriteFile(c.path("plan.jsonl"), []byte(strings.Join(lines, "")), 0o600)
+				return nil, []string{"apply", "-apply"}
+			},
+			code: exitRefused, text: "plan line 1: unsafe plan: primary_not_chosen", noJournal: true,
+		},
+		{
+			name: "apply without the plan's -prefer-connections",
+			setup: func(c *cli, _ *linkingtest.Tenant) (context.Context, []string) {
+				c.run(context.Background(), "plan", "-in", filepath.Join("testdata", "users.json"), "-out", c.path("plan.jsonl"), "-force",
+					"-trust-providers", "auth0,email,google-oauth2", "-prefer-connections", "email")
+				return nil, []string{"apply", "-apply"}
+			},
+			code: exitRefused, text: "primary_not_chosen", noJournal: true,
+		},
+		{
+			name: "apply with the plan's -prefer-connections",
+			setup: func(c *cli, _ *linkingtest.Tenant) (context.Context, []string) {
+				c.run(context.Background(), "plan", "-in", filepath.Join("testdata", "users.json"), "-out", c.path("plan.jsonl"), "-force",
+					"-trust-providers", "auth0,email,google-oauth2", "-prefer-connections", "email")
+				return nil, []string{"apply", "-apply", "-prefer-connections", "email"}
+			},
+			code: exitDone, stdout: "apply: 6 links done",
+		},
+		{
+			name: "plan and journal the same file",
+			setup: func(c *cli, _ *linkingtest.Tenant) (context.Context, []string) {
+				return nil, []string{"apply", "-apply", "-journal", c.path("plan.jsonl")}
+			},
+			code: exitRefused, text: "-plan and -journal name the same file",
+		},
+		{
+			name: "wrong client secret: apply",
+			setup: func(c *cli, _ *linkingtest.Tenant) (context.Context, []string) {
+				return nil, []string{"apply", "-apply", "-client-secret", "wrong"}
+			},
+			code: exitConfig, text: "401", notText: "run the same command again", noJournal: true,
+		},
+		{
+			name: "wrong client secret: undo",
+			setup: func(c *cli, _ *linkingtest.Tenant) (context.Context, []string) {
+				return nil, []string{"undo", "-apply", "-client-secret", "wrong"}
+			},
+			code: exitConfig, text: "401", notText: "run the same command again", noJournal: true,
+		},
+		{
+			name: "wrong client secret: export",
+			setup: func(c *cli, _ *linkingtest.Tenant) (context.Context, []string) {
+				return nil, append([]string{"export", "-out", c.path("export.json.gz")}, append(c.args, "-client-secret", "wrong")...)
+			},
+			code: exitConfig, text: "401", notText: "run the same command again", noExport: true,
 		},
 		{
 			name: "application without the update:users scope",
-			opts: []mgmttest.Option{mgmttest.WithScopes("read:users")},
+			opts: []mgmttest.Option{mgmttest.WithScopes("read:users", "read:connections")},
 			setup: func(c *cli, _ *linkingtest.Tenant) (context.Context, []string) {
 				return nil, []string{"apply", "-apply"}
 			},
-			code: exitError, text: "403",
+			code: exitConfig, text: "lacks the scopes update:users", noJournal: true,
 		},
 	}
 	for _, tt := range tests {
@@ -276,12 +374,24 @@ func TestExitCodes(t *testing.T) {
 			if !strings.Contains(errOut, tt.text) {
 				t.Errorf("stderr %q does not mention %q", errOut, tt.text)
 			}
+			if tt.notText != "" && strings.Contains(errOut, tt.notText) {
+				t.Errorf("stderr %q mentions %q", errOut, tt.notText)
+			}
+			if !strings.Contains(out, tt.stdout) {
+				t.Errorf("stdout %q does not mention %q", out, tt.stdout)
+			}
 			if tt.noPlan {
-				for _, name := range []string{"plan.jsonl", "plan.jsonl.tmp"} {
-					if _, err := os.Stat(c.path(name)); err == nil {
-						t.Errorf("%s was written", name)
-					}
+				if _, err := os.Stat(c.path("plan.jsonl")); err == nil {
+					t.Errorf("plan.jsonl was written")
 				}
+			}
+			if tt.noExport {
+				if _, err := os.Stat(c.path("export.json.gz")); err == nil {
+					t.Errorf("export.json.gz was written")
+				}
+			}
+			if tmp, _ := filepath.Glob(c.path("*.tmp")); len(tmp) > 0 {
+				t.Errorf("temporary files left: %v", tmp)
 			}
 			if tt.noJournal {
 				if _, err := os.Stat(c.path("journal.jsonl")); err == nil {
@@ -309,5 +419,279 @@ func TestProgressLine(t *testing.T) {
 		if got := progressLine(tt.pr, "links"); got != tt.want {
 			t.Errorf("progressLine(%+v): got %q, want %q", tt.pr, got, tt.want)
 		}
+	}
+}
+
+// TestOutputs: no command overwrites a file that exists unless -force is
+// given, never a journal (the only copy of the metadata Auth0 discards on
+// link), and never one of its own inputs or outputs; a refused command
+// writes nothing, and leaves no temporary file.
+func TestOutputs(t *testing.T) {
+	users := filepath.Join("testdata", "users.json")
+	tests := []struct {
+		name string
+		// setup writes the files the command finds; args are the
+		// command's, with {dir} for the directory of the files.
+		setup func(t *testing.T, c *cli)
+		args  []string
+		code  int
+		text  string
+		// kept are the files the command must leave as they were.
+		kept []string
+	}{
+		{
+			name: "plan -out onto the export",
+			args: []string{"plan", "-in", "{dir}/export.json", "-out", "{dir}/export.json"},
+			code: exitRefused, text: "-in and -out name the same file", kept: []string{"export.json"},
+		},
+		{
+			name: "plan -out onto a link to the export",
+			setup: func(t *testing.T, c *cli) {
+				if err := os.Symlink(c.path("export.json"), c.path("plan.jsonl")); err != nil {
+					t.Fatal(err)
+				}
+			},
+			args: []string{"plan", "-in", "{dir}/export.json", "-out", "{dir}/plan.jsonl", "-force"},
+			code: exitRefused, text: "-in and -out name the same file", kept: []string{"export.json"},
+		},
+		{
+			name: "plan -summary onto the plan",
+			args: []string{"plan", "-in", "{dir}/export.json", "-out", "{dir}/plan.jsonl", "-summary", "{dir}/plan.jsonl"},
+			code: exitRefused, text: "-out and -summary name the same file",
+		},
+		{
+			name:  "plan -summary onto an existing plan",
+			setup: func(t *testing.T, c *cli) { write(t, c.path("old-plan.jsonl"), "{}\n") },
+			args:  []string{"plan", "-in", "{dir}/export.json", "-out", "{dir}/plan.jsonl", "-summary", "{dir}/old-plan.jsonl"},
+			code:  exitRefused, text: "old-plan.jsonl exists: give -force", kept: []string{"old-plan.jsonl"},
+		},
+		{
+			name:  "plan -out onto an existing file",
+			setup: func(t *testing.T, c *cli) { write(t, c.path("plan.jsonl"), "an older plan\n") },
+			args:  []string{"plan", "-in", "{dir}/export.json", "-out", "{dir}/plan.jsonl"},
+			code:  exitRefused, text: "plan.jsonl exists: give -force", kept: []string{"plan.jsonl"},
+		},
+		{
+			name:  "plan -out onto an existing file, with -force",
+			setup: func(t *testing.T, c *cli) { write(t, c.path("plan.jsonl"), "an older plan\n") },
+			args:  []string{"plan", "-in", "{dir}/export.json", "-out", "{dir}/plan.jsonl", "-force"},
+			code:  exitDone,
+		},
+		{
+			name:  "plan -out onto a journal, with -force",
+			setup: writeJournal,
+			args:  []string{"plan", "-in", "{dir}/export.json", "-out", "{dir}/journal.jsonl", "-force"},
+			code:  exitRefused, text: "journal.jsonl is a backfill journal", kept: []string{"journal.jsonl"},
+		},
+		{
+			name:  "export -out onto a journal, with -force",
+			setup: writeJournal,
+			args:  []string{"export", "-out", "{dir}/journal.jsonl", "-force"},
+			code:  exitRefused, text: "journal.jsonl is a backfill journal", kept: []string{"journal.jsonl"},
+		},
+		{
+			name:  "export -out onto an existing file",
+			setup: func(t *testing.T, c *cli) { write(t, c.path("export.json.gz"), "an older export") },
+			args:  []string{"export", "-out", "{dir}/export.json.gz"},
+			code:  exitRefused, text: "export.json.gz exists: give -force", kept: []string{"export.json.gz"},
+		},
+		{
+			name:  "a file of the temporary name is left alone",
+			setup: func(t *testing.T, c *cli) { write(t, c.path("plan.jsonl.tmp"), "someone's file\n") },
+			args:  []string{"plan", "-in", "{dir}/export.json", "-out", "{dir}/plan.jsonl"},
+			code:  exitDone, kept: []string{"plan.jsonl.tmp"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tenant, _ := loadTenant(t)
+			c := newCLI(t, tenant)
+			data, err := os.ReadFile(users)
+			if err != nil {
+				t.Fatal(err)
+			}
+			write(t, c.path("export.json"), string(data))
+			if tt.setup != nil {
+				tt.setup(t, c)
+			}
+			before := make(map[string]string)
+			for _, name := range tt.kept {
+				b, err := os.ReadFile(c.path(name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				before[name] = string(b)
+			}
+			var args []string
+			for _, a := range tt.args {
+				args = append(args, strings.ReplaceAll(a, "{dir}", c.dir))
+			}
+			if args[0] == "export" {
+				args = append(args, c.args...)
+			}
+
+			code, out, errOut := c.run(context.Background(), args...)
+			if code != tt.code {
+				t.Errorf("got exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, out, errOut)
+			}
+			if !strings.Contains(errOut, tt.text) {
+				t.Errorf("stderr %q does not mention %q", errOut, tt.text)
+			}
+			for name, want := range before {
+				got, err := os.ReadFile(c.path(name))
+				if err != nil || string(got) != want {
+					t.Errorf("%s changed: got %q (%v), want %q", name, got, err, want)
+				}
+			}
+			if tt.code != exitDone && c.srv.APIRequests() != 0 {
+				t.Errorf("a refused command sent %d API requests", c.srv.APIRequests())
+			}
+			if tmp, _ := filepath.Glob(c.path(".*.tmp")); len(tmp) > 0 {
+				t.Errorf("temporary files left: %v", tmp)
+			}
+		})
+	}
+}
+
+func write(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeJournal writes journal.jsonl: the journal of an apply.
+func writeJournal(t *testing.T, c *cli) {
+	t.Helper()
+	code, _, errOut := c.run(context.Background(), "plan", "-in", c.path("export.json"), "-out", c.path("journal-plan.jsonl"),
+		"-trust-providers", "auth0,email,google-oauth2")
+	if code != exitDone {
+		t.Fatalf("plan: exit %d: %s", code, errOut)
+	}
+	code, _, errOut = c.apply(context.Background(), "apply", "-apply", "-plan", c.path("journal-plan.jsonl"))
+	if code != exitDone {
+		t.Fatalf("apply: exit %d: %s", code, errOut)
+	}
+	c.srv.ResetRequests()
+}
+
+// childEnv names the environment variable that makes the test binary run
+// the command of its arguments, as the backfill program does.
+const childEnv = "BACKFILL_TEST_RUN_COMMAND"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// TestJournalLocked runs apply in another process and, while it holds the
+// journal, apply and undo here: they are refused at once with their exit
+// code and a message naming the journal, and change nothing. After the
+// other process is killed (kill -9), apply completes with the same journal.
+func TestJournalLocked(t *testing.T) {
+	tenant, users := loadTenant(t)
+	c := newCLI(t, tenant)
+	ctx := context.Background()
+	if code, _, errOut := c.run(ctx, "plan", "-in", filepath.Join("testdata", "users.json"), "-out", c.path("plan.jsonl"),
+		"-trust-providers", "auth0,email,google-oauth2"); code != exitDone {
+		t.Fatalf("plan: exit %d: %s", code, errOut)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One request a second: the other process takes 18 s to apply the
+	// plan's 6 links, and is killed long before.
+	args := append([]string{"apply"}, c.args...)
+	args = append(args, "-plan", c.path("plan.jsonl"), "-journal", c.path("journal.jsonl"), "-rate", "1",
+		"-trust-providers", "auth0,email,google-oauth2", "-apply")
+	other := exec.Command(exe, args...)
+	other.Env = append(os.Environ(), childEnv+"=1")
+	var otherOut bytes.Buffer
+	other.Stdout, other.Stderr = &otherOut, &otherOut
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var waitErr error
+	done := make(chan struct{})
+	go func() {
+		waitErr = other.Wait()
+		close(done)
+	}()
+	t.Cleanup(func() {
+		other.Process.Kill()
+		<-done
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if data, _ := os.ReadFile(c.path("journal.jsonl")); bytes.Contains(data, []byte(`"kind":"header"`)) {
+			break
+		}
+		select {
+		case <-done:
+			t.Fatalf("the other apply ended: %v\n%s", waitErr, otherOut.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			other.Process.Kill()
+			<-done
+			t.Fatalf("the other apply wrote no journal:\n%s", otherOut.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	held, _ := os.ReadFile(c.path("journal.jsonl"))
+
+	for _, cmd := range []string{"apply", "undo"} {
+		start := time.Now()
+		code, out, errOut := c.apply(ctx, cmd, "-apply")
+		if code != exitLocked || !strings.Contains(errOut, c.path("journal.jsonl")) || !strings.Contains(errOut, "another run") {
+			t.Errorf("%s: got exit %d, want %d with a message naming the journal\nstdout: %s\nstderr: %s", cmd, code, exitLocked, out, errOut)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("%s: refused after %v, want at once", cmd, d)
+		}
+	}
+	if err := other.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	// The refused runs wrote nothing: what the journal holds beyond what
+	// it held before them is the other process's.
+	if now, _ := os.ReadFile(c.path("journal.jsonl")); !bytes.HasPrefix(now, held) || bytes.Count(now, []byte(`"kind":"header"`)) != 1 {
+		t.Errorf("the journal changed under the refused runs:\n%s\nheld before:\n%s", now, held)
+	}
+	code, out, errOut := c.apply(ctx, "apply", "-apply")
+	if code != exitDone || !strings.Contains(out, "0 failed, 0 skipped, 0 remaining, of 6") {
+		t.Fatalf("apply after the kill: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	if code, out, errOut := c.apply(ctx, "undo", "-apply"); code != exitDone {
+		t.Fatalf("undo: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	if diff := cmp.Diff(users, tenant.Users(), userOpts); diff != "" {
+		t.Errorf("tenant after undo (-want +got):\n%s", diff)
+	}
+}
+
+// TestRateLimitCounted: the report counts every request the tenant got and
+// every 429 it sent: go-auth0 does not retry behind the Applier's back.
+func TestRateLimitCounted(t *testing.T) {
+	tenant, _ := loadTenant(t)
+	c := newCLI(t, tenant)
+	ctx := context.Background()
+	if code, _, errOut := c.run(ctx, "plan", "-in", filepath.Join("testdata", "users.json"), "-out", c.path("plan.jsonl"),
+		"-trust-providers", "auth0,email,google-oauth2"); code != exitDone {
+		t.Fatalf("plan: exit %d: %s", code, errOut)
+	}
+	c.srv.FailNext(mgmttest.RouteLink, 1, http.StatusTooManyRequests)
+	c.srv.FailNext(mgmttest.RouteUser, 1, http.StatusTooManyRequests)
+	code, out, errOut := c.apply(ctx, "apply", "-apply")
+	if code != exitDone {
+		t.Fatalf("apply: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	want := fmt.Sprintf("%d API calls in ", c.srv.APIRequests())
+	if !strings.Contains(out, want) || !strings.Contains(out, ", 2 answered 429;") {
+		t.Errorf("report %q: want %q and 2 answered 429", out, want)
 	}
 }

@@ -96,8 +96,8 @@ type Applier struct {
 	// Progress, when set, is called after each link or unlink (done,
 	// failed or skipped), on the run's goroutine.
 	Progress func(Progress)
-	// Logger receives a record per link or unlink that fails or needs a
-	// read-back; nil logs nothing.
+	// Logger receives a record per link or unlink that fails, is skipped
+	// or needs a read-back; nil logs nothing.
 	Logger *slog.Logger
 
 	once   sync.Once
@@ -453,6 +453,12 @@ func (a *Applier) log(level slog.Level, e entry, err error) {
 	}
 	if e.By != "" {
 		attrs = append(attrs, slog.String("by", e.By))
+	}
+	if e.Reason != "" {
+		attrs = append(attrs, slog.String("reason", string(e.Reason)))
+	}
+	if e.Verdict != "" {
+		attrs = append(attrs, slog.String("verdict", string(e.Verdict)))
 	}
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))

@@ -53,8 +53,10 @@ const (
 // Applier applies a plan to a tenant, and undoes it, at a rate limit, with a
 // journal that makes a run resumable.
 //
-// An Applier must not be used by two runs at a time, nor two Appliers on one
-// journal. Set its fields before the first run.
+// An Applier must not be used by two runs at a time. Two runs on one
+// journal, in one process or two, are kept apart by a lock on the journal:
+// the second is refused (ErrJournalLocked). Set its fields before the first
+// run.
 type Applier struct {
 	// Store is the tenant. Required, unless DryRun is set.
 	Store Store

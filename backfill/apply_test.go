@@ -286,12 +286,7 @@ func TestApplyFaults(t *testing.T) {
 			checkHeldOnce(t, after)
 
 			// Undo still finds every link with its saved metadata.
-			if _, err := a.Undo(context.Background(), p.journal); err != nil {
-				t.Fatalf("Undo: %v", err)
-			}
-			if diff := diffUsers(t, p.users, p.tenant.Users()); diff != "" {
-				t.Errorf("tenant after undo (-want +got):\n%s", diff)
-			}
+			checkUndo(t, a, p, p.users)
 		})
 	}
 }
@@ -709,12 +704,7 @@ func TestApplyLiveTenant(t *testing.T) {
 
 	// Undo restores the secondary of line 0 with the metadata it had just
 	// before the link, and leaves the link of line 7 alone.
-	if _, err := a.Undo(ctx, p.journal); err != nil {
-		t.Fatalf("Undo: %v", err)
-	}
-	if diff := diffUsers(t, before, p.tenant.Users()); diff != "" {
-		t.Errorf("tenant after undo (-want +got):\n%s", diff)
-	}
+	checkUndo(t, a, p, before)
 }
 
 // TestApplyPrimaryPolicy: Apply checks each line against the PrimaryPolicy

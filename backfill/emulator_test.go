@@ -140,12 +140,7 @@ func TestEmulator(t *testing.T) {
 			}
 			checkHeldOnce(t, after)
 
-			if _, err := a.Undo(context.Background(), p.journal); err != nil {
-				t.Fatalf("Undo: %v", err)
-			}
-			if diff := diffUsers(t, p.users, p.tenant.Users()); diff != "" {
-				t.Errorf("tenant after undo (-want +got):\n%s", diff)
-			}
+			checkUndo(t, a, p, p.users)
 		})
 	}
 }

@@ -218,3 +218,15 @@ func planLinks(pl *backfill.Plan) map[string]string {
 	}
 	return links
 }
+
+// checkUndo undoes the journal of p with a, and checks that the tenant then
+// holds the users want.
+func checkUndo(t testing.TB, a *backfill.Applier, p prepared, want []linking.User) {
+	t.Helper()
+	if _, err := a.Undo(context.Background(), p.journal); err != nil {
+		t.Fatalf("Undo: %v", err)
+	}
+	if diff := diffUsers(t, want, p.tenant.Users()); diff != "" {
+		t.Errorf("tenant after undo (-want +got):\n%s", diff)
+	}
+}

@@ -181,12 +181,7 @@ func TestJournalLock(t *testing.T) {
 			t.Errorf("journal line %d is not a whole JSON line: %q", i+1, line)
 		}
 	}
-	if _, err := a.Undo(context.Background(), p.journal); err != nil {
-		t.Fatalf("Undo: %v", err)
-	}
-	if diff := diffUsers(t, p.users, p.tenant.Users()); diff != "" {
-		t.Errorf("tenant after undo (-want +got):\n%s", diff)
-	}
+	checkUndo(t, a, p, p.users)
 }
 
 // TestIsJournal tells a journal from the files written beside it.

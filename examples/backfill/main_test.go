@@ -89,6 +89,17 @@ func newCLI(t *testing.T, tenant *linkingtest.Tenant, opts ...mgmttest.Option) *
 
 func (c *cli) path(name string) string { return filepath.Join(c.dir, name) }
 
+// makePlan plans testdata/users.json into the plan of c, trusting Google
+// as the walk-through does, with more flags.
+func (c *cli) makePlan(more ...string) {
+	c.t.Helper()
+	args := append([]string{"plan", "-in", filepath.Join("testdata", "users.json"), "-out", c.path("plan.jsonl"),
+		"-trust-providers", "auth0,email,google-oauth2"}, more...)
+	if code, _, errOut := c.run(context.Background(), args...); code != exitDone {
+		c.t.Fatalf("plan: exit %d: %s", code, errOut)
+	}
+}
+
 // plan reads the plan of c.
 func (c *cli) plan() *backfill.Plan {
 	c.t.Helper()
@@ -297,8 +308,7 @@ func TestExitCodes(t *testing.T) {
 		{
 			name: "apply without the plan's -prefer-connections",
 			setup: func(c *cli, _ *linkingtest.Tenant) (context.Context, []string) {
-				c.run(context.Background(), "plan", "-in", filepath.Join("testdata", "users.json"), "-out", c.path("plan.jsonl"), "-force",
-					"-trust-providers", "auth0,email,google-oauth2", "-prefer-connections", "email")
+				c.makePlan("-force", "-prefer-connections", "email")
 				return nil, []string{"apply", "-apply"}
 			},
 			code: exitRefused, text: "primary_not_chosen", noJournal: true,
@@ -306,8 +316,7 @@ func TestExitCodes(t *testing.T) {
 		{
 			name: "apply with the plan's -prefer-connections",
 			setup: func(c *cli, _ *linkingtest.Tenant) (context.Context, []string) {
-				c.run(context.Background(), "plan", "-in", filepath.Join("testdata", "users.json"), "-out", c.path("plan.jsonl"), "-force",
-					"-trust-providers", "auth0,email,google-oauth2", "-prefer-connections", "email")
+				c.makePlan("-force", "-prefer-connections", "email")
 				return nil, []string{"apply", "-apply", "-prefer-connections", "email"}
 			},
 			code: exitDone, stdout: "apply: 6 links done",
@@ -353,16 +362,13 @@ func TestExitCodes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tenant, _ := loadTenant(t)
 			c := newCLI(t, tenant, tt.opts...)
-			code, _, errOut := c.run(context.Background(), "plan", "-in", filepath.Join("testdata", "users.json"),
-				"-out", c.path("plan.jsonl"), "-trust-providers", "auth0,email,google-oauth2")
-			if code != exitDone {
-				t.Fatalf("plan: exit %d: %s", code, errOut)
-			}
+			c.makePlan()
 			ctx, args := tt.setup(c, tenant)
 			if ctx == nil {
 				ctx = context.Background()
 			}
-			var out string
+			var code int
+			var out, errOut string
 			if args[0] == "apply" || args[0] == "undo" {
 				code, out, errOut = c.apply(ctx, args[0], args[1:]...)
 			} else {
@@ -563,12 +569,8 @@ func write(t *testing.T, path, data string) {
 // writeJournal writes journal.jsonl: the journal of an apply.
 func writeJournal(t *testing.T, c *cli) {
 	t.Helper()
-	code, _, errOut := c.run(context.Background(), "plan", "-in", c.path("export.json"), "-out", c.path("journal-plan.jsonl"),
-		"-trust-providers", "auth0,email,google-oauth2")
-	if code != exitDone {
-		t.Fatalf("plan: exit %d: %s", code, errOut)
-	}
-	code, _, errOut = c.apply(context.Background(), "apply", "-apply", "-plan", c.path("journal-plan.jsonl"))
+	c.makePlan()
+	code, _, errOut := c.apply(context.Background(), "apply", "-apply")
 	if code != exitDone {
 		t.Fatalf("apply: exit %d: %s", code, errOut)
 	}
@@ -594,10 +596,7 @@ func TestJournalLocked(t *testing.T) {
 	tenant, users := loadTenant(t)
 	c := newCLI(t, tenant)
 	ctx := context.Background()
-	if code, _, errOut := c.run(ctx, "plan", "-in", filepath.Join("testdata", "users.json"), "-out", c.path("plan.jsonl"),
-		"-trust-providers", "auth0,email,google-oauth2"); code != exitDone {
-		t.Fatalf("plan: exit %d: %s", code, errOut)
-	}
+	c.makePlan()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -680,10 +679,7 @@ func TestRateLimitCounted(t *testing.T) {
 	tenant, _ := loadTenant(t)
 	c := newCLI(t, tenant)
 	ctx := context.Background()
-	if code, _, errOut := c.run(ctx, "plan", "-in", filepath.Join("testdata", "users.json"), "-out", c.path("plan.jsonl"),
-		"-trust-providers", "auth0,email,google-oauth2"); code != exitDone {
-		t.Fatalf("plan: exit %d: %s", code, errOut)
-	}
+	c.makePlan()
 	c.srv.FailNext(mgmttest.RouteLink, 1, http.StatusTooManyRequests)
 	c.srv.FailNext(mgmttest.RouteUser, 1, http.StatusTooManyRequests)
 	code, out, errOut := c.apply(ctx, "apply", "-apply")

@@ -2,7 +2,9 @@ package mgmt_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/idlink/linking"
 	"github.com/idlink/linking/linkingtest"
@@ -48,9 +50,16 @@ func ExampleNew() {
 	srv := mgmttest.NewServer(linkingtest.NewTenant(db, pwless))
 	defer srv.Close()
 
-	// The context is that of every token request: give New a long-lived one.
 	store, err := mgmt.New(context.Background(), srv.Domain(), srv.ClientID(), srv.ClientSecret(), srv.ClientOptions()...)
 	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	// At startup: get the token, which the calls then use, and check its
+	// scopes.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := store.CheckAccess(ctx); err != nil {
 		fmt.Println(err)
 		return
 	}
@@ -65,4 +74,29 @@ func ExampleNew() {
 	// Output:
 	// link auth0|db000001
 	// API calls: 2 token requests: 1
+}
+
+// ExampleStore_CheckAccess tells a configuration error, which stops a
+// program at startup, from a tenant out of reach for now.
+func ExampleStore_CheckAccess() {
+	srv := mgmttest.NewServer(linkingtest.NewTenant(), mgmttest.WithScopes("read:users", "update:users"))
+	defer srv.Close()
+
+	for _, secret := range []string{"wrong", srv.ClientSecret()} {
+		store, err := mgmt.New(context.Background(), srv.Domain(), srv.ClientID(), secret, srv.ClientOptions()...)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		err = store.CheckAccess(context.Background())
+		switch {
+		case errors.Is(err, mgmt.ErrConfig):
+			fmt.Println("stop:", err)
+		case errors.Is(err, linking.ErrUnavailable):
+			fmt.Println("start, not ready yet:", err)
+		}
+	}
+	// Output:
+	// stop: mgmt: check access: 401 Unauthorized: token request refused: Unauthorized (access_denied)
+	// stop: mgmt: check access: mgmt: configuration error: the client's token lacks the scopes read:connections (granted: read:users update:users); grant them to the application for the Auth0 Management API
 }

@@ -14,17 +14,27 @@
 // visible to other users of the machine). A flag given on the command line
 // wins over its variable.
 //
-// The first line of standard output is the URL to set as the Action secret
-// LINKING_URL, e.g. http://127.0.0.1:40123/v1/post-login. The service also
-// serves /healthz, logs JSON to standard error, and shuts down cleanly on
-// SIGINT or SIGTERM. -print-action prints the Action's JavaScript and exits.
+// At startup it gets its Management API token and checks its scopes
+// (mgmt.Store.CheckAccess): a configuration error (credentials refused, a
+// domain, port, scheme or CA that is not the tenant's, a missing scope)
+// exits 1 before serving, with the cause on standard error. A tenant merely
+// out of reach does not stop it: it serves, and /healthz answers 503 with
+// the cause until a check in the background gets a token.
+//
+// Once it listens, the first line of standard output is the URL to set as
+// the Action secret LINKING_URL, e.g. http://127.0.0.1:40123/v1/post-login.
+// The service also serves /healthz, logs JSON to standard error, and shuts
+// down cleanly on SIGINT or SIGTERM. -print-action prints the Action's
+// JavaScript and exits.
 //
 // See README.md for deploying it.
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,6 +44,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -45,6 +56,16 @@ import (
 // shutdownTimeout bounds how long requests in flight may take to finish
 // after a signal.
 const shutdownTimeout = 10 * time.Second
+
+// checkTimeout bounds one check of the access to the Management API.
+const checkTimeout = 10 * time.Second
+
+// Waits between the checks of a service that started with its tenant out of
+// reach: the first, doubled after each failed check up to the last.
+const (
+	firstRecheck = time.Second
+	maxRecheck   = 30 * time.Second
+)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -133,12 +154,36 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
 
-	h, err := newHandler(ctx, o, logger)
+	h, store, err := newHandler(ctx, o, logger)
 	if err != nil {
 		return err
 	}
+	var tlsConfig *tls.Config
+	if o.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
+		if err != nil {
+			return fmt.Errorf("%w: -tls-cert, -tls-key: %w", errUsage, err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	// A configuration error stops the service before it serves (so that
+	// -fail-open never lets logins through for it); a tenant out of reach
+	// does not.
+	checkCtx, cancel := context.WithTimeout(ctx, checkTimeout)
+	accessErr := store.CheckAccess(checkCtx)
+	cancel()
+	if errors.Is(accessErr, mgmt.ErrConfig) {
+		return accessErr
+	}
+	ready := &readiness{err: accessErr}
+
+	inner := h.Mux()
+	mux := http.NewServeMux()
+	mux.Handle("/", inner)
+	mux.Handle(postlogin.HealthPath, ready.healthz(inner))
 	srv := &http.Server{
-		Handler:           h.Mux(),
+		Handler:           mux,
+		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      o.timeout + 5*time.Second,
@@ -151,7 +196,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	scheme := "http"
-	if o.tlsCert != "" {
+	if tlsConfig != nil {
 		scheme = "https"
 	}
 	url := fmt.Sprintf("%s://%s%s", scheme, ln.Addr(), postlogin.Path)
@@ -160,12 +205,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	logger.Info("actionhook: serving", slog.String("url", url), slog.String("domain", o.domain),
-		slog.Bool("fail_open", o.failOpen), slog.Duration("timeout", o.timeout))
+		slog.Bool("fail_open", o.failOpen), slog.Duration("timeout", o.timeout), slog.Bool("ready", accessErr == nil))
+
+	checkerCtx, stopChecker := context.WithCancel(ctx)
+	var checker sync.WaitGroup
+	if accessErr != nil {
+		logger.Warn("actionhook: not ready: the Management API is out of reach", slog.String("error", accessErr.Error()))
+		checker.Add(1)
+		go func() {
+			defer checker.Done()
+			ready.recheck(checkerCtx, store, logger)
+		}()
+	}
+	defer func() {
+		stopChecker()
+		checker.Wait()
+	}()
 
 	served := make(chan error, 1)
 	go func() {
-		if o.tlsCert != "" {
-			served <- srv.ServeTLS(ln, o.tlsCert, o.tlsKey)
+		if tlsConfig != nil {
+			served <- srv.ServeTLS(ln, "", "")
 		} else {
 			served <- srv.Serve(ln)
 		}
@@ -185,29 +245,88 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return nil
 }
 
+// readiness is whether the service has had its Management API token: err
+// is why not, nil once it has.
+type readiness struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (r *readiness) set(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.err = err
+}
+
+func (r *readiness) get() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+// healthz answers 503 with the cause while the service is not ready, and
+// hands the request to ready (the liveness check of postlogin) once it is.
+func (r *readiness) healthz(ready http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		err := r.get()
+		if err == nil {
+			ready.ServeHTTP(w, req)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_ = json.NewEncoder(w).Encode(map[string]string{"status": "not ready", "error": err.Error()})
+	})
+}
+
+// recheck checks the access to the Management API again, waiting longer
+// after each failure, until a check succeeds or ctx is done.
+func (r *readiness) recheck(ctx context.Context, store *mgmt.Store, logger *slog.Logger) {
+	wait := firstRecheck
+	for {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		checkCtx, cancel := context.WithTimeout(ctx, checkTimeout)
+		err := store.CheckAccess(checkCtx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		r.set(err)
+		if err == nil {
+			logger.Info("actionhook: ready")
+			return
+		}
+		logger.Warn("actionhook: not ready", slog.String("error", err.Error()))
+		wait = min(2*wait, maxRecheck)
+	}
+}
+
 // newHandler builds the Management API store, the Linker and the Handler.
-func newHandler(ctx context.Context, o options, logger *slog.Logger) (*postlogin.Handler, error) {
+func newHandler(ctx context.Context, o options, logger *slog.Logger) (*postlogin.Handler, *mgmt.Store, error) {
 	var opts []mgmt.Option
 	if o.caFile != "" {
 		pem, err := os.ReadFile(o.caFile)
 		if err != nil {
-			return nil, fmt.Errorf("%w: -ca: %w", errUsage, err)
+			return nil, nil, fmt.Errorf("%w: -ca: %w", errUsage, err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%w: -ca: no PEM certificate in %s", errUsage, o.caFile)
+			return nil, nil, fmt.Errorf("%w: -ca: no PEM certificate in %s", errUsage, o.caFile)
 		}
 		opts = append(opts, mgmt.WithRootCAs(pool))
 	}
 	if o.insecureHTTP {
 		opts = append(opts, mgmt.WithInsecureHTTP())
 	}
-	// The client's context serves its token requests for the life of the
-	// process: it must outlive the signal that starts the shutdown, so
-	// that requests still in flight can finish.
-	store, err := mgmt.New(context.WithoutCancel(ctx), o.domain, o.clientID, o.clientSecret, opts...)
+	store, err := mgmt.New(ctx, o.domain, o.clientID, o.clientSecret, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("management API client: %w", err)
+		return nil, nil, fmt.Errorf("%w: %w", errUsage, err)
 	}
 	policy := linking.Policy{OnStoreError: linking.FailClosed}
 	if o.failOpen {
@@ -223,13 +342,13 @@ func newHandler(ctx context.Context, o options, logger *slog.Logger) (*postlogin
 	}
 	h, err := postlogin.NewHandler(linker, c)
 	if errors.Is(err, postlogin.ErrWeakSecret) {
-		return nil, fmt.Errorf("%w: secrets (-secret, -previous-secret) must be at least %d bytes; generate one with: openssl rand -hex 32",
+		return nil, nil, fmt.Errorf("%w: secrets (-secret, -previous-secret) must be at least %d bytes; generate one with: openssl rand -hex 32",
 			errUsage, postlogin.MinSecretLen)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errUsage, err)
+		return nil, nil, fmt.Errorf("%w: %w", errUsage, err)
 	}
-	return h, nil
+	return h, store, nil
 }
 
 // logNotifier stands for telling the person of a new sign-in method: it logs

@@ -8,7 +8,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +25,7 @@ import (
 
 	"github.com/idlink/linking"
 	"github.com/idlink/linking/linkingtest"
+	"github.com/idlink/linking/mgmt"
 	"github.com/idlink/linking/mgmt/mgmttest"
 	"github.com/idlink/linking/postlogin"
 )
@@ -121,6 +124,41 @@ func ask(t *testing.T, url, key string, req postlogin.Request) postlogin.Respons
 	return resp
 }
 
+// service is the program running in process.
+type service struct {
+	url    string      // the first line of its standard output
+	log    *syncBuffer // its standard error
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startService runs the program with args and the environment vars, and
+// returns once it printed its URL.
+func startService(t *testing.T, args []string, vars map[string]string) *service {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	stdoutR, stdoutW := io.Pipe()
+	svc := &service{log: new(syncBuffer), cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		svc.done <- run(ctx, args, env(vars), stdoutW, svc.log)
+		stdoutW.Close()
+	}()
+	line, err := bufio.NewReader(stdoutR).ReadString('\n')
+	if err != nil {
+		t.Fatalf("first line of stdout: %v (log: %s)", err, svc.log)
+	}
+	go io.Copy(io.Discard, stdoutR)
+	svc.url = strings.TrimSpace(line)
+	return svc
+}
+
+// stop stops the program and returns what run returned.
+func (s *service) stop() error {
+	s.cancel()
+	return <-s.done
+}
+
 // TestRun serves the decision service in process against the Management API
 // emulator over HTTPS with its own CA, as an operator would run it against a
 // tenant: two logins, then a clean shutdown.
@@ -128,33 +166,19 @@ func TestRun(t *testing.T) {
 	emu := mgmttest.NewTLSServer(seedTenant())
 	defer emu.Close()
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	stdoutR, stdoutW := io.Pipe()
-	stderr := new(syncBuffer)
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{
-			"-addr", "127.0.0.1:0", "-domain", emu.Domain(), "-ca", writeCA(t, emu),
-			"-client-id", mgmttest.DefaultClientID, "-revoke-sessions",
-		}, env(map[string]string{
-			"AUTH0_CLIENT_SECRET":     mgmttest.DefaultClientSecret,
-			"LINKING_SECRET":          secret,
-			"LINKING_PREVIOUS_SECRET": previousSecret,
-			"AUTH0_CLIENT_ID":         "overridden-by-the-flag",
-		}), stdoutW, stderr)
-		stdoutW.Close()
-	}()
-
-	line, err := bufio.NewReader(stdoutR).ReadString('\n')
-	if err != nil {
-		t.Fatalf("first line of stdout: %v (log: %s)", err, stderr)
-	}
-	url := strings.TrimSpace(line)
+	svc := startService(t, []string{
+		"-addr", "127.0.0.1:0", "-domain", emu.Domain(), "-ca", writeCA(t, emu),
+		"-client-id", mgmttest.DefaultClientID, "-revoke-sessions",
+	}, map[string]string{
+		"AUTH0_CLIENT_SECRET":     mgmttest.DefaultClientSecret,
+		"LINKING_SECRET":          secret,
+		"LINKING_PREVIOUS_SECRET": previousSecret,
+		"AUTH0_CLIENT_ID":         "overridden-by-the-flag",
+	})
+	url, stderr := svc.url, svc.log
 	if !strings.HasPrefix(url, "http://127.0.0.1:") || !strings.HasSuffix(url, postlogin.Path) {
 		t.Fatalf("first line: got %q, want http://127.0.0.1:PORT%s", url, postlogin.Path)
 	}
-	go io.Copy(io.Discard, stdoutR)
 
 	res, err := http.Get(strings.TrimSuffix(url, postlogin.Path) + postlogin.HealthPath)
 	if err != nil {
@@ -189,8 +213,7 @@ func TestRun(t *testing.T) {
 		t.Errorf("email|6f1c after the link: got %v, want ErrNotFound", err)
 	}
 
-	cancel()
-	if err := <-done; err != nil {
+	if err := svc.stop(); err != nil {
 		t.Fatalf("run: %v", err)
 	}
 	// Every line of the log is a JSON record.
@@ -246,6 +269,8 @@ func TestRun_BadConfiguration(t *testing.T) {
 		{"CA file without a certificate", []string{"-ca", notPEM}, full, "no PEM certificate"},
 		{"timeout too long", []string{"-timeout", "30s"}, full, "Timeout"},
 		{"tls-cert without tls-key", []string{"-tls-cert", "cert.pem"}, full, "go together"},
+		{"missing tls-cert file", []string{"-tls-cert", filepath.Join(t.TempDir(), "none.pem"), "-tls-key", filepath.Join(t.TempDir(), "none.pem")}, full, "-tls-cert"},
+		{"domain with a scheme", []string{"-domain", "https://example.eu.auth0.com"}, full, `the domain "https://example.eu.auth0.com" has a scheme`},
 		{"unknown flag", []string{"-verbose"}, full, "-verbose"},
 		{"stray argument", []string{"serve"}, full, "unexpected arguments"},
 	}
@@ -288,16 +313,23 @@ func TestPrintAction(t *testing.T) {
 	}
 }
 
+// build builds the program and returns the path of its binary.
+func build(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "actionhook")
+	if out, err := exec.Command(goTool(t), "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
 // TestSignal builds the program, runs it against the emulator, and stops it
 // with SIGTERM: it must exit 0.
 func TestSignal(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("SIGTERM cannot be sent on Windows")
 	}
-	bin := filepath.Join(t.TempDir(), "actionhook")
-	if out, err := exec.Command(goTool(t), "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := build(t)
 	emu := mgmttest.NewTLSServer(seedTenant())
 	defer emu.Close()
 
@@ -342,5 +374,178 @@ func TestSignal(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "actionhook: stopped") {
 		t.Errorf("log: want a stopped record\n%s", stderr)
+	}
+}
+
+// mgmtArgs returns the flags and environment that point the program at emu
+// (trusting its certificate when it has one), with the client secret
+// clientSecret, listening on a free loopback port.
+func mgmtArgs(t *testing.T, emu *mgmttest.Server, clientSecret string) ([]string, map[string]string) {
+	t.Helper()
+	args := []string{"-addr", "127.0.0.1:0", "-domain", emu.Domain(), "-client-id", emu.ClientID()}
+	if emu.Certificate() != nil {
+		args = append(args, "-ca", writeCA(t, emu))
+	}
+	return args, map[string]string{"AUTH0_CLIENT_SECRET": clientSecret, "LINKING_SECRET": secret}
+}
+
+// TestRun_ConfigurationError: a configuration of the Management API that
+// cannot work stops the program before it serves anything, with the cause,
+// -fail-open or not: a service that cannot reach its tenant for such a
+// reason never lets logins through unlinked.
+func TestRun_ConfigurationError(t *testing.T) {
+	tests := []struct {
+		name   string
+		emu    func() *mgmttest.Server
+		secret string
+		args   []string
+		want   string
+	}{
+		{
+			name:   "wrong client secret",
+			emu:    func() *mgmttest.Server { return mgmttest.NewTLSServer(seedTenant()) },
+			secret: "wrong",
+			want:   "mgmt: check access: 401 Unauthorized: token request refused: Unauthorized (access_denied)",
+		},
+		{
+			name:   "wrong client secret, failing open",
+			emu:    func() *mgmttest.Server { return mgmttest.NewTLSServer(seedTenant()) },
+			secret: "wrong",
+			args:   []string{"-fail-open"},
+			want:   "401 Unauthorized",
+		},
+		{
+			name:   "a scope missing",
+			emu:    func() *mgmttest.Server { return mgmttest.NewTLSServer(seedTenant(), mgmttest.WithScopes("read:users")) },
+			secret: mgmttest.DefaultClientSecret,
+			want:   "lacks the scopes update:users read:connections",
+		},
+		{
+			// Without -insecure-http, the program speaks HTTPS.
+			name:   "https against an http tenant",
+			emu:    func() *mgmttest.Server { return mgmttest.NewServer(seedTenant()) },
+			secret: mgmttest.DefaultClientSecret,
+			want:   "server gave HTTP response to HTTPS client",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			emu := tt.emu()
+			defer emu.Close()
+			args, vars := mgmtArgs(t, emu, tt.secret)
+			// A program that served would run until this deadline.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			stdout, stderr := new(syncBuffer), new(syncBuffer)
+			err := run(ctx, append(args, tt.args...), env(vars), stdout, stderr)
+			if !errors.Is(err, mgmt.ErrConfig) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("run: got %v, want a configuration error naming %q", err, tt.want)
+			}
+			if stdout.String() != "" || stderr.String() != "" {
+				t.Errorf("output: got stdout %q and log %q, want none", stdout, stderr)
+			}
+			if n := emu.APIRequests(); n != 0 {
+				t.Errorf("API requests: got %d, want 0", n)
+			}
+		})
+	}
+}
+
+// TestExitOnConfigurationError: the program exits 1 with the cause in one
+// line on standard error, and prints no URL.
+func TestExitOnConfigurationError(t *testing.T) {
+	bin := build(t)
+	emu := mgmttest.NewTLSServer(seedTenant())
+	defer emu.Close()
+	args, vars := mgmtArgs(t, emu, "wrong")
+	// A program that served would be killed at this deadline.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), "AUTH0_CLIENT_SECRET="+vars["AUTH0_CLIENT_SECRET"], "LINKING_SECRET="+vars["LINKING_SECRET"])
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("run: got %v, want exit status 1\n%s", err, stderr.String())
+	}
+	want := "actionhook: mgmt: check access: 401 Unauthorized: token request refused: Unauthorized (access_denied)\n"
+	if got := stderr.String(); got != want {
+		t.Errorf("stderr: got %q, want %q", got, want)
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("stdout: got %q, want nothing", stdout.String())
+	}
+}
+
+// healthz returns the status and the decoded body of GET base/healthz.
+func healthz(t *testing.T, base string) (int, map[string]string) {
+	t.Helper()
+	res, err := http.Get(base + postlogin.HealthPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var body map[string]string
+	if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
+		t.Fatalf("healthz body: %v", err)
+	}
+	return res.StatusCode, body
+}
+
+// TestRun_TenantOutOfReach: a tenant that does not answer at startup does
+// not stop the service: it serves, /healthz answers 503 with the cause, and
+// 200 once the tenant answers at that address and the service got its
+// token.
+func TestRun_TenantOutOfReach(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there until the tenant comes up
+
+	svc := startService(t, []string{"-addr", "127.0.0.1:0", "-domain", addr, "-insecure-http", "-client-id", mgmttest.DefaultClientID},
+		map[string]string{"AUTH0_CLIENT_SECRET": mgmttest.DefaultClientSecret, "LINKING_SECRET": secret})
+	url, stderr := svc.url, svc.log
+	base := strings.TrimSuffix(url, postlogin.Path)
+
+	status, body := healthz(t, base)
+	if status != http.StatusServiceUnavailable || body["status"] != "not ready" || !strings.Contains(body["error"], "connection refused") {
+		t.Errorf("healthz before the tenant is up: got %d %v, want 503, not ready, connection refused", status, body)
+	}
+
+	// The tenant comes up at the address.
+	emu := mgmttest.NewEmulator(seedTenant())
+	tenantLn, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listen again on %s: %v", addr, err)
+	}
+	tenant := &httptest.Server{Listener: tenantLn, Config: &http.Server{Handler: emu}}
+	tenant.Start()
+	defer tenant.Close()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for status != http.StatusOK && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		status, body = healthz(t, base)
+	}
+	if status != http.StatusOK || body["status"] != "ok" {
+		t.Fatalf("healthz once the tenant is up: got %d %v, want 200 ok (log: %s)", status, body, stderr)
+	}
+	if resp := ask(t, url, secret, passwordlessLogin("6f1c", "jane@example.com")); resp.PrimaryUserID != "auth0|63d1" {
+		t.Errorf("answer: got %+v, want set_primary_user auth0|63d1", resp)
+	}
+	if n := emu.TokenRequests(); n != 1 {
+		t.Errorf("token requests: got %d, want 1", n)
+	}
+	if err := svc.stop(); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	for _, msg := range []string{`"msg":"actionhook: serving"`, `"ready":false`, `"msg":"actionhook: ready"`} {
+		if !strings.Contains(stderr.String(), msg) {
+			t.Errorf("log: want %s in\n%s", msg, stderr)
+		}
 	}
 }

@@ -154,7 +154,7 @@ func TestOperatorMistakes(t *testing.T) {
 				t.Fatalf("mgmt.New: %v", err)
 			}
 			checks := map[string]func(context.Context) error{
-				"CheckAccess": store.CheckAccess,
+				"CheckAccess": func(ctx context.Context) error { return store.CheckAccess(ctx) },
 				"User": func(ctx context.Context) error {
 					_, err := store.User(ctx, dbJane.ID)
 					return err
@@ -288,19 +288,23 @@ func TestCheckAccess(t *testing.T) {
 	tests := []struct {
 		name    string
 		scopes  []string
-		resolve bool // Store.ResolveConnectionIDs
+		resolve bool     // Store.ResolveConnectionIDs
+		check   []string // the scopes asked of CheckAccess
 		want    string
 	}{
-		{"missing scopes", []string{"read:users"}, true, "lacks the scopes update:users read:connections (granted: read:users)"},
-		{"read:connections missing", []string{"read:users", "update:users"}, true, "lacks the scopes read:connections"},
-		{"read:connections not needed", []string{"read:users", "update:users"}, false, ""},
+		{"missing scopes", []string{"read:users"}, true, nil, "lacks the scopes update:users read:connections (granted: read:users)"},
+		{"read:connections missing", []string{"read:users", "update:users"}, true, nil, "lacks the scopes read:connections"},
+		{"read:connections not needed", []string{"read:users", "update:users"}, false, nil, ""},
+		{"only the scopes asked for", []string{"read:users"}, true, []string{"read:users"}, ""},
+		{"more scopes asked for", []string{"read:users", "update:users"}, false, []string{"read:users", "update:users", "delete:sessions"},
+			"lacks the scopes delete:sessions"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := newServer(t, nil, mgmttest.WithScopes(tt.scopes...))
 			store := srv.Store(t)
 			store.ResolveConnectionIDs = tt.resolve
-			err := store.CheckAccess(context.Background())
+			err := store.CheckAccess(context.Background(), tt.check...)
 			if tt.want == "" {
 				if err != nil {
 					t.Errorf("CheckAccess: got %v, want nil", err)

@@ -68,6 +68,13 @@ func WithRetryStrategy(r management.RetryStrategy) Option {
 	return func(cfg *config) { cfg.retry = r }
 }
 
+// WithoutRetries turns go-auth0's retries off: each Store call is one HTTP
+// request (a token request aside), for a caller that retries itself, at its
+// own pace, and counts every request, as a backfill does.
+func WithoutRetries() Option {
+	return WithRetryStrategy(management.RetryStrategy{})
+}
+
 // WithRootCAs makes the client trust the certificate authorities in pool,
 // instead of the system's, for the API and its token endpoint: for an
 // emulator or a proxy with a certificate of its own.

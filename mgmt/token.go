@@ -131,10 +131,21 @@ func scopesOf(tok *oauth2.Token) (scopes []string, ok bool) {
 	return strings.Fields(*claims.Scope), true
 }
 
+// Scopes returns the scopes the Store's linking needs: read:users and
+// update:users, and read:connections when ResolveConnectionIDs is set.
+func (s *Store) Scopes() []string {
+	need := []string{"read:users", "update:users"}
+	if s.ResolveConnectionIDs {
+		need = append(need, "read:connections")
+	}
+	return need
+}
+
 // CheckAccess gets the Store's access token now, the one its calls then use
-// until it expires, and checks that it grants the scopes the Store needs:
-// read:users and update:users, and read:connections when
-// ResolveConnectionIDs is set. It is what a program calls at startup, with a
+// until it expires, and checks that it grants scopes: those given, or, with
+// none, Scopes (a program that also revokes sessions adds
+// delete:refresh_tokens and delete:sessions to Scopes; one that only exports
+// users asks for read:users). It is what a program calls at startup, with a
 // short deadline, to stop on a mistake before serving rather than refuse
 // every later call.
 //
@@ -146,7 +157,7 @@ func scopesOf(tok *oauth2.Token) (scopes []string, ok bool) {
 // CheckAccess again later. It makes one token request, or none while the
 // Store holds a valid token. A Store not built by New cannot tell: the
 // error wraps ErrConfig.
-func (s *Store) CheckAccess(ctx context.Context) error {
+func (s *Store) CheckAccess(ctx context.Context, scopes ...string) error {
 	if s.tokens == nil {
 		return fmt.Errorf("mgmt: check access: %w: the Store was not built by New", ErrConfig)
 	}
@@ -158,9 +169,9 @@ func (s *Store) CheckAccess(ctx context.Context) error {
 	if !ok {
 		return fmt.Errorf("mgmt: check access: %w: the token answer names no scope", ErrConfig)
 	}
-	need := []string{"read:users", "update:users"}
-	if s.ResolveConnectionIDs {
-		need = append(need, "read:connections")
+	need := scopes
+	if len(need) == 0 {
+		need = s.Scopes()
 	}
 	var missing []string
 	for _, scope := range need {

@@ -29,8 +29,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/auth0/go-auth0/management"
-
 	"github.com/idlink/linking"
 	"github.com/idlink/linking/backfill"
 	"github.com/idlink/linking/mgmt"
@@ -328,20 +326,20 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 }
 
 // connect returns a Store over the tenant, whose access it has checked
-// (within checkTimeout): the credentials are accepted and grant the scopes
-// the backfill needs. Its errors are worded for the operator; they wrap
+// (within checkTimeout): the credentials are accepted and grant scopes, or,
+// with none given, the scopes linking needs. Its errors are worded for the operator; they wrap
 // mgmt.ErrConfig for a configuration error.
 //
 // go-auth0's retries are off: the Applier is the only retry layer, so that
 // every attempt waits for its rate limit and is counted in its report.
-func (c *clientFlags) connect(ctx context.Context) (*mgmt.Store, error) {
+func (c *clientFlags) connect(ctx context.Context, scopes ...string) (*mgmt.Store, error) {
 	if c.clientSecret == "" {
 		c.clientSecret = os.Getenv("AUTH0_CLIENT_SECRET")
 	}
 	if c.domain == "" || c.clientID == "" || c.clientSecret == "" {
 		return nil, errors.New("the domain, client id and client secret are required (-domain, -client-id, $AUTH0_CLIENT_SECRET)")
 	}
-	opts := []mgmt.Option{mgmt.WithRetryStrategy(management.RetryStrategy{})}
+	opts := []mgmt.Option{mgmt.WithoutRetries()}
 	if c.insecureHTTP {
 		opts = append(opts, mgmt.WithInsecureHTTP())
 	}
@@ -364,7 +362,7 @@ func (c *clientFlags) connect(ctx context.Context) (*mgmt.Store, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
-	if err := store.CheckAccess(ctx); err != nil {
+	if err := store.CheckAccess(ctx, scopes...); err != nil {
 		return nil, err
 	}
 	return store, nil
@@ -401,7 +399,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "backfill export: %v\nnothing written\n", err)
 		return exitRefused
 	}
-	store, err := cf.connect(ctx)
+	store, err := cf.connect(ctx, "read:users")
 	if err != nil {
 		return connectFailed(stderr, "export", err)
 	}

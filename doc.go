@@ -18,7 +18,20 @@
 //     by id, link. The package mgmt implements it over the Auth0 Management
 //     API (go-auth0); the package linkingtest has an in-memory tenant.
 //   - Linker puts them together for one login: look up, decide, link, and
-//     confirm by reading the primary back when the link call fails.
+//     confirm by reading the primary back when the link call fails. The
+//     work for one login is shared by concurrent calls for it and belongs to
+//     none of them; once a link was sent, the answer is the link, confirmed,
+//     or a denial to try again, never a login let through unlinked.
+//
+// # Choosing the primary
+//
+// By default the existing user is the primary and several eligible users
+// are ambiguous. With Policy.Select, a Selector — a chain of small
+// Preference functions such as PreferOldest and PreferConnection — names the
+// primary among the login's user and every eligible candidate, and the links
+// go either way: the login's identity into another user (ActionLink), or the
+// other users into the login's (ActionAbsorb). One person's users then end
+// as the same user whatever the order of their logins.
 //
 // # Safety
 //
@@ -30,7 +43,10 @@
 // NormalizeEmail, refuses candidates holding untrusted identities, never picks
 // one of several candidates silently, never links a user to itself or makes a
 // primary a secondary, and links only the identity that authenticated the
-// login. Options that weaken a rule are named Insecure.
+// login. A blocked user with the login's email denies the login, so that a
+// ban is not evaded by signing in again. Options that weaken a rule are named
+// Insecure. docs/security.md in the repository lists the rules with the
+// tests that hold them.
 //
 // # Errors
 //

@@ -3,6 +3,7 @@ package linking_test
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/idlink/linking"
 	"github.com/idlink/linking/linkingtest"
@@ -75,4 +76,40 @@ func ExampleLinker() {
 	// auth0|63d17c6a map[theme:dark]
 	//   auth0|63d17c6a Username-Password-Authentication
 	//   email|6f1c2b3a email
+}
+
+// With a Selector, the primary is the user it prefers, whichever user logs
+// in: here the older database user signs in after a passwordless user was
+// created, absorbs it, and keeps its user id.
+func ExampleSelector() {
+	password := linking.User{
+		ID: "auth0|63d17c6a", Email: "jane@example.com", EmailVerified: true,
+		Identities: []linking.Identity{{Provider: "auth0", UserID: "63d17c6a", Connection: "Username-Password-Authentication"}},
+		CreatedAt:  time.Date(2024, 3, 1, 9, 0, 0, 0, time.UTC),
+	}
+	passwordless := linking.User{
+		ID: "email|6f1c2b3a", Email: "jane@example.com", EmailVerified: true,
+		Identities: []linking.Identity{{Provider: "email", UserID: "6f1c2b3a", Connection: "email"}},
+		CreatedAt:  time.Date(2025, 11, 25, 10, 0, 0, 0, time.UTC),
+	}
+	sel, err := linking.ParseSelector("oldest")
+	if err != nil {
+		fmt.Println("error:", err)
+		return
+	}
+	tenant := linkingtest.NewTenant(password, passwordless)
+	l := &linking.Linker{Store: tenant, Policy: linking.Policy{Select: sel}}
+
+	r, err := l.Link(context.Background(), linking.Login{User: password, Identity: password.Identities[0]})
+	if err != nil {
+		fmt.Println("error:", err)
+		return
+	}
+	fmt.Println(r.Action, r.Reason, "chosen by", r.Decision.ChosenBy)
+	for _, u := range tenant.Users() {
+		fmt.Println(u.ID, len(u.Identities), "identities")
+	}
+	// Output:
+	// absorb absorbed chosen by oldest
+	// auth0|63d17c6a 2 identities
 }

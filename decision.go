@@ -25,9 +25,13 @@ const (
 	// login's own user, the primary the Policy's Selector chose; the login
 	// goes on as itself (no setPrimaryUser).
 	ActionAbsorb
+	// ActionConfirm: link nothing yet; ask the person to prove one of the
+	// accounts of Decision.Confirm (a fresh login to exactly that account),
+	// then link with Linker.LinkProven. See Policy.Confirm.
+	ActionConfirm
 )
 
-// String returns "none", "link", "deny" or "absorb".
+// String returns "none", "link", "deny", "absorb" or "confirm".
 func (a Action) String() string {
 	switch a {
 	case ActionNone:
@@ -38,6 +42,8 @@ func (a Action) String() string {
 		return "deny"
 	case ActionAbsorb:
 		return "absorb"
+	case ActionConfirm:
+		return "confirm"
 	}
 	return fmt.Sprintf("Action(%d)", int(a))
 }
@@ -64,6 +70,15 @@ const (
 	// ReasonAbsorbed: the Policy's Selector chose the login's own user as
 	// the primary; the other eligible users are linked into it.
 	ReasonAbsorbed Reason = "absorbed"
+	// ReasonConfirm: the person is asked to prove an existing account
+	// before it is linked (Policy.Confirm).
+	ReasonConfirm Reason = "confirm"
+	// ReasonConfirmed: the person proved the account the login is linked
+	// into (DecideProven).
+	ReasonConfirmed Reason = "confirmed"
+	// ReasonProofRefused: the account the person proved is not one that
+	// may be linked now (not offered, changed since, or no confirm mode).
+	ReasonProofRefused Reason = "proof_refused"
 	// ReasonAmbiguous: more than one eligible candidate and no Selector, or
 	// a Selector that cannot tell the best two apart; none is picked.
 	ReasonAmbiguous Reason = "ambiguous"
@@ -156,6 +171,9 @@ type Decision struct {
 	// id; set when Action is ActionAbsorb. Each is linked by its main
 	// identity.
 	Absorb []User
+	// Confirm are the accounts the person may prove, sorted by user id;
+	// set when Action is ActionConfirm.
+	Confirm []User
 	// ChosenBy names the Preference that made Primary the choice over the
 	// user closest to it, when the Policy's Selector chose (see
 	// Selector.Select); empty otherwise.
@@ -210,12 +228,15 @@ func Decide(login Login, candidates []User, p Policy) Decision {
 	// Selector chooses among.
 	group := make([]User, 1, len(cs)+1)
 	group[0] = login.User
-	var holders []User
+	var holders, offer []User
 	blocked := false
 	for _, c := range cs {
 		v := Verdict{UserID: c.user.ID, Reason: c.conflict}
 		if v.Reason == "" {
 			v.Reason = judge(login, email, c.user, p)
+			if p.Confirm != ConfirmNever && provable(login, email, c.user, p) {
+				offer = append(offer, c.user)
+			}
 		}
 		switch v.Reason {
 		case ReasonEligible:
@@ -263,7 +284,75 @@ func Decide(login Login, candidates []User, p Policy) Decision {
 	default:
 		d.ambiguous(p)
 	}
+	if len(offer) > 0 && (p.Confirm == ConfirmAlways ||
+		p.Confirm == ConfirmRefused && d.Action != ActionLink && d.Action != ActionAbsorb) {
+		d = Decision{Action: ActionConfirm, Reason: ReasonConfirm, Confirm: offer, Email: d.Email, Candidates: d.Candidates}
+	}
 	return d
+}
+
+// DecideProven decides a login whose person has just proven control of the
+// account provenID, by a fresh login to exactly that account, after Decide
+// answered ActionConfirm. It is pure, like Decide.
+//
+// The login is linked into provenID (ActionLink, ReasonConfirmed) when
+// provenID is an account Decide would offer now under p with the confirm
+// mode p has (not ConfirmNever): the login's email verified and trusted, the
+// account with the same email, not blocked, holding no untrusted or
+// mismatched linked identity. The link already in place answers as Decide
+// does; any other account answers ActionNone with ReasonProofRefused, and
+// nothing is linked.
+func DecideProven(login Login, candidates []User, provenID string, p Policy) Decision {
+	if p.Confirm == ConfirmNever {
+		return Decision{Action: ActionNone, Reason: ReasonProofRefused}
+	}
+	p.Confirm = ConfirmAlways
+	d := Decide(login, candidates, p)
+	if d.Action != ActionConfirm {
+		if d.Reason != ReasonAlreadyLinked && d.Action != ActionDeny {
+			d.Action, d.Reason = ActionNone, ReasonProofRefused
+		}
+		return d
+	}
+	for _, u := range d.Confirm {
+		if u.ID == provenID {
+			d.Action, d.Reason = ActionLink, ReasonConfirmed
+			d.Primary, d.Secondary = u, login.Identity
+			d.Confirm = nil
+			return d
+		}
+	}
+	d.Action, d.Reason, d.Confirm = ActionNone, ReasonProofRefused, nil
+	return d
+}
+
+// provable reports whether a fresh proof of control of c may stand in for
+// what the automatic rule asks of a primary: c has the login's email, is not
+// the login's user, is not blocked and does not hold the login's identity,
+// and holds no linked identity that is untrusted or carries another email.
+// Its own email may be unverified and its connection untrusted: the proof
+// shows that the person who owns the login's verified email controls the
+// account itself.
+func provable(login Login, email string, c User, p Policy) bool {
+	if c.ID == login.User.ID || c.Blocked || c.Holds(login.Identity) {
+		return false
+	}
+	if got, err := NormalizeEmail(c.Email); err != nil || got != email {
+		return false
+	}
+	main, ok := c.MainIdentity()
+	if !ok {
+		return false
+	}
+	for _, id := range c.Identities {
+		if id.Is(main) {
+			continue
+		}
+		if !p.Trusts(id) || !profileEmailAgrees(id, email) {
+			return false
+		}
+	}
+	return true
 }
 
 // ambiguous makes d the answer to an ambiguous email, per p.OnAmbiguous.

@@ -217,7 +217,34 @@ type Event struct {
 // work as configured returns an error with ActionDeny and
 // ReasonMisconfigured.
 func (l *Linker) Link(ctx context.Context, login Login) (Result, error) {
-	r, err := l.link(ctx, login)
+	r, err := l.link(ctx, login, "", nil, func(candidates []User) Decision {
+		return Decide(login, candidates, l.Policy)
+	})
+	return l.decided(ctx, login, r, err)
+}
+
+// LinkProven links the login into the account proven, after Link answered
+// ActionConfirm and the person proved control of exactly that account by a
+// fresh login whose ID token's subject the caller has compared with
+// proven.ID. proven is the account as Link offered it (Decision.Confirm),
+// with the email and email_verified of that ID token: the proof is the live
+// read, so LinkProven makes no lookup, and a confirmed login costs what an
+// automatic one does (one lookup, one link). It decides with DecideProven —
+// the account is linked only if it may be — then links, confirms and answers
+// as Link does: ActionLink and the primary to hand to setPrimaryUser, or
+// ReasonProofRefused and nothing linked.
+func (l *Linker) LinkProven(ctx context.Context, login Login, proven User) (Result, error) {
+	r, err := l.link(ctx, login, proven.ID, func(ctx context.Context) ([]User, error) {
+		return []User{proven}, nil
+	}, func(candidates []User) Decision {
+		return DecideProven(login, candidates, proven.ID, l.Policy)
+	})
+	return l.decided(ctx, login, r, err)
+}
+
+// decided emits the EventDecided of a Link or LinkProven call, and returns
+// its outcome.
+func (l *Linker) decided(ctx context.Context, login Login, r Result, err error) (Result, error) {
 	l.emit(ctx, Event{
 		Kind: EventDecided, LoginUserID: login.User.ID, Identity: login.Identity,
 		PrimaryUserID: r.PrimaryUserID, Action: r.Action, Reason: r.Reason,
@@ -226,7 +253,14 @@ func (l *Linker) Link(ctx context.Context, login Login) (Result, error) {
 	return r, err
 }
 
-func (l *Linker) link(ctx context.Context, login Login) (Result, error) {
+// candidatesFunc returns the users to decide a login with.
+type candidatesFunc func(ctx context.Context) ([]User, error)
+
+// link finds the candidates with find (nil: look the login's email up),
+// decides with decide, links and confirms, for one login; proven is the
+// account a proof stands for, if any, and keeps such work apart from the
+// login's plain work.
+func (l *Linker) link(ctx context.Context, login Login, proven string, find candidatesFunc, decide func([]User) Decision) (Result, error) {
 	if err := l.checkConfig(); err != nil {
 		// Not a store failure: a Linker that cannot apply the rule as
 		// configured denies, whatever Policy.OnStoreError says.
@@ -243,9 +277,12 @@ func (l *Linker) link(ctx context.Context, login Login) (Result, error) {
 		return r, nil
 	}
 
-	key := email + "\x00" + login.User.ID + "\x00" + login.Identity.UserIDOf()
+	key := email + "\x00" + login.User.ID + "\x00" + login.Identity.UserIDOf() + "\x00" + proven
 	f := l.join(ctx, key, func(ctx context.Context, f *flight) (Result, error) {
-		return l.run(ctx, f, login, email)
+		if find == nil {
+			find = func(ctx context.Context) ([]User, error) { return l.lookup(ctx, login.User.Email, email) }
+		}
+		return l.run(ctx, f, login, find, decide)
 	})
 	select {
 	case <-f.done:
@@ -286,13 +323,14 @@ func (l *Linker) join(ctx context.Context, key string, work func(context.Context
 	return f
 }
 
-// run looks up, decides, links and confirms, for one login.
-func (l *Linker) run(ctx context.Context, f *flight, login Login, email string) (Result, error) {
-	candidates, err := l.lookup(ctx, login.User.Email, email)
+// run finds the candidates, decides with decide, links and confirms, for
+// one login.
+func (l *Linker) run(ctx context.Context, f *flight, login Login, find candidatesFunc, decide func([]User) Decision) (Result, error) {
+	candidates, err := find(ctx)
 	if err != nil {
 		return l.failed(err), err
 	}
-	d := Decide(login, candidates, l.Policy)
+	d := decide(candidates)
 	r := Result{Action: d.Action, Reason: d.Reason, Decision: d}
 	switch {
 	case d.Action == ActionAbsorb:

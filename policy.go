@@ -34,6 +34,11 @@ type Policy struct {
 	// RecommendedSelector.
 	Select Selector
 
+	// Confirm says when the person must prove an existing account, by a
+	// fresh login to exactly that account, before it is linked. The zero
+	// value, ConfirmNever, links by the automatic rule alone.
+	Confirm ConfirmMode
+
 	// OnAmbiguous says what to do when several users are eligible primaries.
 	// The zero value, AmbiguousDeny, refuses the login, as the classic Rule
 	// did.
@@ -68,6 +73,22 @@ const (
 	AmbiguousDeny Ambiguity = iota
 	// AmbiguousContinue lets the login go on unlinked.
 	AmbiguousContinue
+)
+
+// ConfirmMode says when a person proves an existing account before it is
+// linked.
+type ConfirmMode int
+
+const (
+	// ConfirmNever links by the automatic rule alone.
+	ConfirmNever ConfirmMode = iota
+	// ConfirmRefused asks for a proof where the automatic rule would not
+	// link: an account whose email is unverified or whose connection the
+	// policy does not trust, or several accounts (instead of denying or
+	// going on). Where the rule links, it links.
+	ConfirmRefused
+	// ConfirmAlways asks for a proof before every link.
+	ConfirmAlways
 )
 
 // FailureMode is what a Linker answers when its store fails.
@@ -126,6 +147,9 @@ func (p Policy) Validate() error {
 	}
 	if p.OnAmbiguous != AmbiguousDeny && p.OnAmbiguous != AmbiguousContinue {
 		return fmt.Errorf("linking: unknown Ambiguity %d", p.OnAmbiguous)
+	}
+	if p.Confirm < ConfirmNever || p.Confirm > ConfirmAlways {
+		return fmt.Errorf("linking: unknown ConfirmMode %d", p.Confirm)
 	}
 	if p.OnStoreError != FailClosed && p.OnStoreError != FailOpen {
 		return fmt.Errorf("linking: unknown FailureMode %d", p.OnStoreError)

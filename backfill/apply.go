@@ -64,10 +64,11 @@ type Applier struct {
 	// records it, and a journal of another tenant is refused.
 	Tenant string
 	// Policy is the linking rule's configuration, and Primary chooses each
-	// line's primary (nil means DefaultPrimaryPolicy); use those the plan
-	// was made with (Planner.Policy and Planner.Primary). Every plan line is
-	// checked with them before any call (Plan.Check), and each pair of users
-	// again, as the tenant has them, just before its link.
+	// line's primary without Policy.Select (nil means DefaultPrimaryPolicy;
+	// it must be nil with Policy.Select); use those the plan was made with
+	// (Planner.Policy and Planner.Primary). Every plan line is checked with
+	// them before any call (Plan.Check), and each pair of users again, as
+	// the tenant has them, just before its link.
 	Policy  linking.Policy
 	Primary PrimaryPolicy
 
@@ -169,8 +170,10 @@ type Skip struct {
 	//   - ReasonPrimaryIneligible: the primary cannot be a primary any more;
 	//     Verdict says why (linking.ReasonBlocked,
 	//     linking.ReasonEmailUnverified, linking.ReasonEmailMismatch, ...);
-	//   - ReasonNotChosen: the PrimaryPolicy chooses the secondary, as the
-	//     tenant has the users;
+	//   - ReasonNotChosen: the rule (the Policy's Selector, or else the
+	//     PrimaryPolicy) chooses the secondary, as the tenant has the users;
+	//   - linking.ReasonAmbiguous: the Selector cannot tell the two users
+	//     apart, as the tenant has them;
 	//   - the reason of the secondary's decision as its own login, with the
 	//     primary as candidate, when it does not link it: ReasonLoginBlocked,
 	//     linking.ReasonLoginEmailUnverified, linking.ReasonLoginIsPrimary
@@ -192,7 +195,7 @@ func (a *Applier) init() {
 }
 
 // Apply links every secondary of the plan into its primary, in the plan's
-// order, and records each step in the journal at journalPath (created when
+// order (a line's secondaries one after the other), and records each step in the journal at journalPath (created when
 // it does not exist).
 //
 // Before any call, Apply checks every line of the plan with Plan.Check and
@@ -204,7 +207,11 @@ func (a *Applier) init() {
 //
 // Each link acts on the tenant as it is, not on the plan's copy: Apply reads
 // the primary, then the secondary, and decides the pair again with the
-// plan's rule (the Policy and the PrimaryPolicy). A pair that no longer
+// plan's rule: the primary may still be a primary, is still the choice of
+// the Policy's Selector (or else of the PrimaryPolicy) between the two, and
+// the secondary's own login, decided with linking.Decide, links it into the
+// primary. After the first link of a line, the primary holds several
+// identities, which a Selector always prefers. A pair that no longer
 // qualifies is not linked: it is journaled as skipped and listed in
 // Report.Skipped with its reason (see Skip). A primary that already holds
 // the secondary's identity ends there: done, when this journal has an
@@ -230,7 +237,11 @@ func (a *Applier) Apply(ctx context.Context, plan *Plan, journalPath string) (Re
 	if err := a.check(); err != nil {
 		return rep, err
 	}
-	if err := plan.Check(a.Policy, a.Primary); err != nil {
+	rl, err := newRule(a.Policy, a.Primary)
+	if err != nil {
+		return rep, err
+	}
+	if err := plan.check(rl); err != nil {
 		return rep, err
 	}
 	j, err := openJournal(journalPath, a.Tenant, plan.Digest, !a.DryRun)
@@ -269,7 +280,7 @@ func (a *Applier) Apply(ctx context.Context, plan *Plan, journalPath string) (Re
 				return a.stopped(&rep, start, fmt.Errorf("%w: %w", ErrIncomplete, context.Cause(ctx)))
 			}
 			pending := r != nil && r.state == kindIntent
-			if err := a.link(ctx, j, &rep, plan.Numbers[i], line, s, pending); err != nil {
+			if err := a.link(ctx, rl, j, &rep, plan.Numbers[i], line, s, pending); err != nil {
 				return a.stopped(&rep, start, err)
 			}
 			a.progress(&rep, start, settled)
@@ -312,12 +323,12 @@ func (a *Applier) progress(rep *Report, start time.Time, settled int) {
 }
 
 // link links the secondary planned into the primary of line, which is plan
-// line number n, if the users as the tenant has them still qualify, and
-// journals it. pending means the journal holds an intent for it without
-// outcome.
-func (a *Applier) link(ctx context.Context, j *journal, rep *Report, n int, line PlanLine, planned linking.User, pending bool) error {
+// line number n, if the users as the tenant has them still qualify under the
+// rule r, and journals it. pending means the journal holds an intent for it
+// without outcome.
+func (a *Applier) link(ctx context.Context, r rule, j *journal, rep *Report, n int, line PlanLine, planned linking.User, pending bool) error {
 	primaryID := line.Primary.ID
-	id, _ := mainIdentity(planned)
+	id, _ := planned.MainIdentity()
 	e := entry{Line: n, Primary: primaryID, SecondaryID: planned.ID}
 	fail := func(err error) error {
 		return fmt.Errorf("backfill: link %s into %q (plan line %d): %w", planned.ID, primaryID, n, err)
@@ -348,7 +359,7 @@ func (a *Applier) link(ctx context.Context, j *journal, rep *Report, n int, line
 	case !found:
 		return skip(ReasonSecondaryGone, "")
 	}
-	reason, verdict, err := a.recheck(line.Email, p, s)
+	reason, verdict, err := r.recheck(line.Email, p, s)
 	switch {
 	case err != nil:
 		return fail(err)
@@ -397,16 +408,22 @@ func (a *Applier) read(ctx context.Context, rep *Report, id string) (u linking.U
 }
 
 // recheck decides the pair of the primary p and the secondary s, as the
-// tenant has them, with the plan's rule for a group of the normalized email
-// email: the rule of Planner.Plan and Plan.Check, over these two users. It
-// returns "" when s is to be linked into p, or else the reason and verdict
-// of the Skip.
-func (a *Applier) recheck(email string, p, s linking.User) (reason, verdict linking.Reason, err error) {
-	pair := []linking.User{p, s}
-	o := decideGroup(email, p, pair, a.Policy)
+// tenant has them, with the rule for a group of the normalized email email:
+// the rule of Planner.Plan and Plan.Check, over these two users. It returns
+// "" when s is to be linked into p, or else the reason and verdict of the
+// Skip.
+func (r rule) recheck(email string, p, s linking.User) (reason, verdict linking.Reason, err error) {
+	if why := primaryVerdict(email, p, r.policy); why != linking.ReasonEligible {
+		return ReasonPrimaryIneligible, why, nil
+	}
+	o, err := r.decide(email, []linking.User{p, s})
 	switch {
-	case o.primaryWhy != linking.ReasonEligible:
-		return ReasonPrimaryIneligible, o.primaryWhy, nil
+	case err != nil:
+		return "", "", err
+	case o.primary.ID == "" && o.ambiguous:
+		return linking.ReasonAmbiguous, "", nil
+	case o.primary.ID != p.ID:
+		return ReasonNotChosen, "", nil
 	case len(o.skipped) > 0:
 		m := o.skipped[0]
 		for _, v := range m.Candidates {
@@ -415,13 +432,6 @@ func (a *Applier) recheck(email string, p, s linking.User) (reason, verdict link
 			}
 		}
 		return m.Reason, verdict, nil
-	}
-	chosen, err := choosePrimary(a.Primary, pair)
-	if err != nil {
-		return "", "", err
-	}
-	if chosen.ID != p.ID {
-		return ReasonNotChosen, "", nil
 	}
 	return "", "", nil
 }

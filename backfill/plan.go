@@ -14,7 +14,8 @@ import (
 )
 
 // PlanLine is one line of a plan: a group of users that share an email, the
-// primary to keep and the secondaries to link into it. It carries everything
+// primary to keep and the secondaries to link into it (one at most without a
+// Selector, every other eligible member with one). It carries everything
 // Applier needs to check it again offline and to undo it: the primary's
 // identity and email, and each secondary as exported, metadata included.
 type PlanLine struct {
@@ -22,6 +23,11 @@ type PlanLine struct {
 	Email string
 	// Reason is linking.ReasonLinked.
 	Reason linking.Reason
+	// ChosenBy names the preference of the Policy's Selector that made
+	// Primary the choice over the member closest to it (see
+	// linking.Selector.Select): "established", "oldest",
+	// "connection:NAME", ...; empty without a Selector.
+	ChosenBy string
 	// Primary is the user the secondaries are linked into. Its metadata is
 	// not kept.
 	Primary linking.User
@@ -35,6 +41,7 @@ type PlanLine struct {
 type planLineJSON struct {
 	Email       string         `json:"email"`
 	Reason      linking.Reason `json:"reason"`
+	ChosenBy    string         `json:"chosen_by,omitempty"`
 	Primary     wireUser       `json:"primary"`
 	Secondaries []wireUser     `json:"secondaries"`
 	Skipped     []Member       `json:"skipped,omitempty"`
@@ -44,7 +51,7 @@ type planLineJSON struct {
 func (l PlanLine) MarshalJSON() ([]byte, error) {
 	primary := l.Primary
 	primary.UserMetadata, primary.AppMetadata = nil, nil
-	j := planLineJSON{Email: l.Email, Reason: l.Reason, Skipped: l.Skipped}
+	j := planLineJSON{Email: l.Email, Reason: l.Reason, ChosenBy: l.ChosenBy, Skipped: l.Skipped}
 	var err error
 	if j.Primary, err = toWire(primary); err != nil {
 		return nil, err
@@ -69,7 +76,7 @@ func (l *PlanLine) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("primary: %w", err)
 	}
-	*l = PlanLine{Email: j.Email, Reason: j.Reason, Primary: primary, Skipped: j.Skipped}
+	*l = PlanLine{Email: j.Email, Reason: j.Reason, ChosenBy: j.ChosenBy, Primary: primary, Skipped: j.Skipped}
 	for i := range j.Secondaries {
 		s, err := j.Secondaries[i].fullUser()
 		if err != nil {
@@ -87,14 +94,19 @@ type GroupReport struct {
 	// Reason is linking.ReasonAmbiguous, ReasonPrimaryIneligible or
 	// ReasonNothingToLink.
 	Reason linking.Reason `json:"reason"`
-	// PrimaryID is the user the PrimaryPolicy chose, and PrimaryVerdict
-	// its verdict as a primary (linking.ReasonEligible or why not).
-	PrimaryID      string         `json:"primary_id"`
-	PrimaryVerdict linking.Reason `json:"primary_verdict"`
+	// PrimaryID is the user the rule chose as the primary, and
+	// PrimaryVerdict its verdict as a primary (linking.ReasonEligible or
+	// why not). With a Selector, the primary is chosen among the members
+	// that may be one: none are set when no member may be, or when the
+	// group is ambiguous; ChosenBy names the preference that chose it (see
+	// PlanLine.ChosenBy).
+	PrimaryID      string         `json:"primary_id,omitempty"`
+	PrimaryVerdict linking.Reason `json:"primary_verdict,omitempty"`
+	ChosenBy       string         `json:"chosen_by,omitempty"`
 	// UserIDs are the group's members, sorted.
 	UserIDs []string `json:"user_ids"`
 	// Members are the decisions on the members other than the primary,
-	// when the primary is eligible.
+	// unless the PrimaryPolicy's choice cannot be a primary.
 	Members []Member `json:"members,omitempty"`
 }
 
@@ -121,7 +133,9 @@ type Summary struct {
 	// Reasons counts the unlinked groups and members by reason.
 	Reasons map[linking.Reason]int `json:"reasons,omitempty"`
 	// Refused are the groups with nothing to link or an ineligible
-	// primary; Ambiguous the groups with several eligible primaries.
+	// primary; Ambiguous the groups with several eligible primaries that
+	// the rule does not choose among (without a Selector), or that the
+	// Selector cannot tell apart.
 	Refused   []GroupReport `json:"refused,omitempty"`
 	Ambiguous []GroupReport `json:"ambiguous,omitempty"`
 }
@@ -132,9 +146,13 @@ type Summary struct {
 // DefaultPrimaryPolicy. Give the Applier the same Policy and Primary: it
 // checks every line with them.
 type Planner struct {
-	// Policy is the linking rule's configuration, as for logins.
+	// Policy is the linking rule's configuration, as for logins. With
+	// Policy.Select set, the Selector chooses each group's primary among
+	// the members that may be one, as it does at login, and every other
+	// such member is linked into it.
 	Policy linking.Policy
-	// Primary chooses each group's primary; nil means DefaultPrimaryPolicy.
+	// Primary chooses each group's primary when Policy.Select is not set;
+	// nil means DefaultPrimaryPolicy. It must be nil with Policy.Select.
 	Primary PrimaryPolicy
 }
 
@@ -158,8 +176,9 @@ type Planner struct {
 // between the two reads is an error. On error, w may hold part of a plan:
 // discard it.
 func (p Planner) Plan(ctx context.Context, open func() (io.ReadCloser, error), w io.Writer) (Summary, error) {
-	if err := p.Policy.Validate(); err != nil {
-		return Summary{}, fmt.Errorf("backfill: %w", err)
+	r, err := newRule(p.Policy, p.Primary)
+	if err != nil {
+		return Summary{}, err
 	}
 	s := Summary{Reasons: make(map[linking.Reason]int)}
 	seed := maphash.MakeSeed()
@@ -167,7 +186,7 @@ func (p Planner) Plan(ctx context.Context, open func() (io.ReadCloser, error), w
 	// First read: how many users hold each email (by hash; emails whose
 	// hashes collide are told apart when their groups are decided).
 	counts := make(map[uint64]int32)
-	err := readFile(ctx, open, checkExportLine, func(_ int, _ []byte, wu *wireUser) error {
+	err = readFile(ctx, open, checkExportLine, func(_ int, _ []byte, wu *wireUser) error {
 		s.Users++
 		switch {
 		case wu.Email == "":
@@ -228,7 +247,7 @@ func (p Planner) Plan(ctx context.Context, open func() (io.ReadCloser, error), w
 		}
 		delete(pending, h)
 		delete(counts, h)
-		return p.decide(group, &s, enc)
+		return r.plan(group, &s, enc)
 	})
 	if err != nil {
 		return s, err
@@ -268,9 +287,9 @@ func readFile(ctx context.Context, open func() (io.ReadCloser, error), decode de
 	})
 }
 
-// decide splits users, whose emails share a hash, into groups by normalized
+// plan splits users, whose emails share a hash, into groups by normalized
 // email, decides each group and records it.
-func (p Planner) decide(users []linking.User, s *Summary, enc *json.Encoder) error {
+func (r rule) plan(users []linking.User, s *Summary, enc *json.Encoder) error {
 	byEmail := make(map[string][]linking.User, 1)
 	for _, u := range users {
 		email, _ := linking.NormalizeEmail(u.Email)
@@ -289,11 +308,10 @@ func (p Planner) decide(users []linking.User, s *Summary, enc *json.Encoder) err
 			continue
 		}
 		s.Groups++
-		primary, err := choosePrimary(p.Primary, group)
+		o, err := r.decide(email, group)
 		if err != nil {
 			return err
 		}
-		o := decideGroup(email, primary, group, p.Policy)
 		reason := o.reason()
 		for _, m := range o.skipped {
 			s.Reasons[m.Reason]++
@@ -302,7 +320,7 @@ func (p Planner) decide(users []linking.User, s *Summary, enc *json.Encoder) err
 			s.Reasons[reason]++
 			r := GroupReport{
 				Email: email, Reason: reason, PrimaryID: o.primary.ID, PrimaryVerdict: o.primaryWhy,
-				Members: o.skipped,
+				ChosenBy: o.chosenBy, Members: o.skipped,
 			}
 			for _, u := range group {
 				r.UserIDs = append(r.UserIDs, u.ID)
@@ -317,7 +335,7 @@ func (p Planner) decide(users []linking.User, s *Summary, enc *json.Encoder) err
 		s.Planned++
 		s.Links += len(o.secondaries)
 		s.Skipped += len(o.skipped)
-		line := PlanLine{Email: email, Reason: reason, Primary: o.primary, Secondaries: o.secondaries, Skipped: o.skipped}
+		line := PlanLine{Email: email, Reason: reason, ChosenBy: o.chosenBy, Primary: o.primary, Secondaries: o.secondaries, Skipped: o.skipped}
 		if err := enc.Encode(line); err != nil {
 			return fmt.Errorf("backfill: write plan: %w", err)
 		}

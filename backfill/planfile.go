@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 
 	"github.com/idlink/linking"
 )
@@ -59,12 +58,13 @@ func (pl *Plan) Links() int {
 
 // Check checks every line of the plan again with the rule Planner.Plan
 // applies, with the policy p and the primary policy choose (nil means
-// DefaultPrimaryPolicy): the primary is the user choose names among the
-// line's primary and secondaries, and may be a primary for the line's email;
-// each secondary, decided as its own login with the line's users as
-// candidates, is linked into that primary. It also checks that no user and
-// no email appears in more than one line, and that every user names its main
-// identity.
+// DefaultPrimaryPolicy without p.Select; it must be nil with p.Select): the
+// primary may be a primary for the line's email, and is the user the rule
+// chooses among the line's primary and secondaries (p.Select, or else
+// choose), by the preference the line's ChosenBy names; each secondary,
+// decided as its own login with the line's users as candidates, is linked
+// into that primary. It also checks that no user and no email appears in
+// more than one line, and that every user names its main identity.
 //
 // The choice is made over the primary and the secondaries, the users the
 // line holds in full; the skipped members are named only, and are left out.
@@ -74,9 +74,15 @@ func (pl *Plan) Links() int {
 // Check needs no store: it checks what the plan says. The first unsafe line
 // is an error wrapping both *LineError, naming the line, and ErrUnsafePlan.
 func (pl *Plan) Check(p linking.Policy, choose PrimaryPolicy) error {
-	if err := p.Validate(); err != nil {
-		return fmt.Errorf("backfill: %w", err)
+	r, err := newRule(p, choose)
+	if err != nil {
+		return err
 	}
+	return pl.check(r)
+}
+
+// check checks the plan with the rule r: see Check.
+func (pl *Plan) check(r rule) error {
 	users := make(map[string]int)  // user id → line number
 	emails := make(map[string]int) // email → line number
 	for i, l := range pl.Lines {
@@ -84,7 +90,7 @@ func (pl *Plan) Check(p linking.Policy, choose PrimaryPolicy) error {
 		fail := func(format string, args ...any) error {
 			return &LineError{Input: "plan", Line: n, Err: fmt.Errorf("%w: "+format, append([]any{ErrUnsafePlan}, args...)...)}
 		}
-		if err := checkLine(l, p, choose); err != nil {
+		if err := r.checkLine(l); err != nil {
 			return fail("%v", err)
 		}
 		if prev, ok := emails[l.Email]; ok {
@@ -102,7 +108,7 @@ func (pl *Plan) Check(p linking.Policy, choose PrimaryPolicy) error {
 }
 
 // checkLine checks one plan line with the rule.
-func checkLine(l PlanLine, p linking.Policy, choose PrimaryPolicy) error {
+func (r rule) checkLine(l PlanLine) error {
 	if l.Reason != linking.ReasonLinked {
 		return fmt.Errorf("reason %q is not %q", l.Reason, linking.ReasonLinked)
 	}
@@ -115,27 +121,47 @@ func checkLine(l PlanLine, p linking.Policy, choose PrimaryPolicy) error {
 	}
 	members := append([]linking.User{l.Primary}, l.Secondaries...)
 	for _, u := range members {
-		if _, ok := mainIdentity(u); !ok {
+		if _, ok := u.MainIdentity(); !ok {
 			return fmt.Errorf("user %q holds no identity its id is made from", u.ID)
 		}
 		if got, err := linking.NormalizeEmail(u.Email); err != nil || got != email {
 			return fmt.Errorf("user %q has email %q, not the group's %q", u.ID, u.Email, email)
 		}
 	}
-	o := decideGroup(email, l.Primary, members, p)
-	if o.primaryWhy != linking.ReasonEligible {
-		return fmt.Errorf("primary %q cannot be a primary: %s", l.Primary.ID, o.primaryWhy)
+	if why := primaryVerdict(email, l.Primary, r.policy); why != linking.ReasonEligible {
+		return fmt.Errorf("primary %q cannot be a primary: %s", l.Primary.ID, why)
+	}
+	o, err := r.decide(email, members)
+	if err != nil {
+		return err
+	}
+	if o.primary.ID != l.Primary.ID {
+		return r.notChosen(l, o)
 	}
 	for _, m := range o.skipped {
 		return fmt.Errorf("secondary %q would not be linked into %q: %s", m.UserID, l.Primary.ID, m.Reason)
 	}
-	chosen, err := choosePrimary(choose, slices.Clone(members))
-	if err != nil {
-		return err
-	}
-	if chosen.ID != l.Primary.ID {
-		return fmt.Errorf("%s: the primary policy chooses %q among the line's users, not %q (the line was edited, or the plan made with another primary policy)",
-			ReasonNotChosen, chosen.ID, l.Primary.ID)
+	if o.chosenBy != l.ChosenBy {
+		return r.notChosen(l, o)
 	}
 	return nil
+}
+
+// notChosen explains why the line l is refused when its primary, or the
+// preference that chose it, is not what the rule, whose outcome on the
+// line's users is o, says.
+func (r rule) notChosen(l PlanLine, o outcome) error {
+	switch {
+	case len(r.policy.Select) == 0 && l.ChosenBy != "":
+		return fmt.Errorf("%s: the line was planned with a selector (chosen_by %q); check and apply it with the plan's selector", ReasonNotChosen, l.ChosenBy)
+	case len(r.policy.Select) == 0:
+		return fmt.Errorf("%s: the primary policy chooses %q among the line's users, not %q (the line was edited, or the plan made with another primary policy)",
+			ReasonNotChosen, o.primary.ID, l.Primary.ID)
+	case l.ChosenBy == "":
+		return fmt.Errorf("%s: the line was planned without a selector (no chosen_by); check and apply it without one, or plan again", ReasonNotChosen)
+	case o.ambiguous:
+		return fmt.Errorf("%s: the selector %q cannot choose among the line's users: %s", ReasonNotChosen, r.policy.Select, linking.ReasonAmbiguous)
+	}
+	return fmt.Errorf("%s: the selector %q chooses %q among the line's users by %q, not %q by %q (the line was edited, or the plan made with another selector)",
+		ReasonNotChosen, r.policy.Select, o.primary.ID, o.chosenBy, l.Primary.ID, l.ChosenBy)
 }

@@ -43,7 +43,7 @@ func (a *Applier) Undo(ctx context.Context, journalPath string) (Report, error) 
 		if err != nil {
 			return rep, &LineError{Input: "journal", Line: r.number, Err: fmt.Errorf("saved user %q: %w", id, err)}
 		}
-		if _, ok := mainIdentity(u); !ok || u.ID != id {
+		if _, ok := u.MainIdentity(); !ok || u.ID != id {
 			return rep, &LineError{Input: "journal", Line: r.number, Err: fmt.Errorf("saved user %q does not match its entries", u.ID)}
 		}
 		saved[id] = u
@@ -75,7 +75,7 @@ func (a *Applier) Undo(ctx context.Context, journalPath string) (Report, error) 
 
 // unlink undoes the link of the secondary s recorded by r, and journals it.
 func (a *Applier) unlink(ctx context.Context, j *journal, rep *Report, r *record, s linking.User) error {
-	id, _ := mainIdentity(s)
+	id, _ := s.MainIdentity()
 	e := entry{Line: r.line, Primary: r.primary, SecondaryID: s.ID}
 	by := byResponse
 	if r.state != kindUnlinked {

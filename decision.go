@@ -105,6 +105,10 @@ const (
 	// result follows Policy.OnStoreError when the store was unavailable, and
 	// denies otherwise.
 	ReasonStoreError Reason = "store_error"
+	// ReasonRateBudget: the tenant's rate budget could not serve the
+	// login's calls before its deadline, so none was sent; the result
+	// follows Policy.OnStoreError, as for an unavailable store.
+	ReasonRateBudget Reason = "rate_budget"
 	// ReasonLinkUnconfirmed: a link request was sent and its outcome is not
 	// known (its answer and the read-back both failed, or the caller stopped
 	// waiting). The login is denied under every policy, to be tried again:

@@ -107,6 +107,11 @@ type Result struct {
 	// Decision is the decision behind the result; empty when the store
 	// failed before there was one.
 	Decision Decision
+	// Stale reports that the lookup was answered from an eventually
+	// consistent source (see StaleLookuper): a user created seconds ago may
+	// be missing, so a "nothing to link" answer must not be remembered as
+	// final; the next login looks again.
+	Stale bool
 
 	// The side effects of new links; all empty otherwise.
 
@@ -143,8 +148,11 @@ func secondaryOf(u User, id Identity) Secondary {
 }
 
 // FailedOpen reports whether the result lets the login go on only because
-// the store was unavailable and the policy fails open.
-func (r Result) FailedOpen() bool { return r.Reason == ReasonStoreError && r.Action == ActionNone }
+// the store was unavailable (or its rate budget exhausted) and the policy
+// fails open.
+func (r Result) FailedOpen() bool {
+	return (r.Reason == ReasonStoreError || r.Reason == ReasonRateBudget) && r.Action == ActionNone
+}
 
 // EventKind names an audit event. The names are stable.
 type EventKind string
@@ -234,8 +242,8 @@ func (l *Linker) Link(ctx context.Context, login Login) (Result, error) {
 // as Link does: ActionLink and the primary to hand to setPrimaryUser, or
 // ReasonProofRefused and nothing linked.
 func (l *Linker) LinkProven(ctx context.Context, login Login, proven User) (Result, error) {
-	r, err := l.link(ctx, login, proven.ID, func(ctx context.Context) ([]User, error) {
-		return []User{proven}, nil
+	r, err := l.link(ctx, login, proven.ID, func(ctx context.Context) ([]User, bool, error) {
+		return []User{proven}, false, nil
 	}, func(candidates []User) Decision {
 		return DecideProven(login, candidates, proven.ID, l.Policy)
 	})
@@ -253,8 +261,9 @@ func (l *Linker) decided(ctx context.Context, login Login, r Result, err error) 
 	return r, err
 }
 
-// candidatesFunc returns the users to decide a login with.
-type candidatesFunc func(ctx context.Context) ([]User, error)
+// candidatesFunc returns the users to decide a login with, and whether they
+// may be stale (see StaleLookuper).
+type candidatesFunc func(ctx context.Context) (users []User, stale bool, err error)
 
 // link finds the candidates with find (nil: look the login's email up),
 // decides with decide, links and confirms, for one login; proven is the
@@ -280,7 +289,7 @@ func (l *Linker) link(ctx context.Context, login Login, proven string, find cand
 	key := email + "\x00" + login.User.ID + "\x00" + login.Identity.UserIDOf() + "\x00" + proven
 	f := l.join(ctx, key, func(ctx context.Context, f *flight) (Result, error) {
 		if find == nil {
-			find = func(ctx context.Context) ([]User, error) { return l.lookup(ctx, login.User.Email, email) }
+			find = func(ctx context.Context) ([]User, bool, error) { return l.lookup(ctx, login.User.Email, email) }
 		}
 		return l.run(ctx, f, login, find, decide)
 	})
@@ -326,12 +335,12 @@ func (l *Linker) join(ctx context.Context, key string, work func(context.Context
 // run finds the candidates, decides with decide, links and confirms, for
 // one login.
 func (l *Linker) run(ctx context.Context, f *flight, login Login, find candidatesFunc, decide func([]User) Decision) (Result, error) {
-	candidates, err := find(ctx)
+	candidates, stale, err := find(ctx)
 	if err != nil {
 		return l.failed(err), err
 	}
 	d := decide(candidates)
-	r := Result{Action: d.Action, Reason: d.Reason, Decision: d}
+	r := Result{Action: d.Action, Reason: d.Reason, Decision: d, Stale: stale}
 	switch {
 	case d.Action == ActionAbsorb:
 		return l.absorb(ctx, login, r)
@@ -389,8 +398,11 @@ func (l *Linker) absorb(ctx context.Context, login Login, r Result) (Result, err
 // error, known reports whether the link is known not to be in place.
 func (l *Linker) linkOne(ctx context.Context, primaryID string, secondary Identity) (readBack, known bool, err error) {
 	linkErr := l.Store.Link(ctx, primaryID, secondary)
-	if linkErr == nil {
+	switch {
+	case linkErr == nil:
 		return false, true, nil
+	case errors.Is(linkErr, ErrRateBudget): // never sent
+		return false, true, fmt.Errorf("linking: link %s into %s: %w", secondary.UserIDOf(), primaryID, linkErr)
 	}
 	readCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cmp.Or(l.ReadBackTimeout, DefaultReadBackTimeout))
 	primary, readErr := l.Store.User(readCtx, primaryID)
@@ -407,28 +419,44 @@ func (l *Linker) linkOne(ctx context.Context, primaryID string, secondary Identi
 
 // lookup returns the users stored with the login's email as given, with its
 // normalized form when that differs, and with any case when
-// SearchCaseVariants is set; each user once.
-func (l *Linker) lookup(ctx context.Context, raw, normalized string) ([]User, error) {
+// SearchCaseVariants is set; each user once; and whether any answer may be
+// stale.
+func (l *Linker) lookup(ctx context.Context, raw, normalized string) ([]User, bool, error) {
+	byEmail := func(email string) func() ([]User, bool, error) {
+		return func() ([]User, bool, error) {
+			if s, ok := l.Store.(StaleLookuper); ok {
+				return s.UsersByEmailMaybeStale(ctx, email)
+			}
+			users, err := l.Store.UsersByEmail(ctx, email)
+			return users, false, err
+		}
+	}
 	type query struct {
 		what string
-		run  func() ([]User, error)
+		run  func() ([]User, bool, error)
 	}
-	queries := []query{{"users by email", func() ([]User, error) { return l.Store.UsersByEmail(ctx, raw) }}}
+	queries := []query{{"users by email", byEmail(raw)}}
 	if normalized != raw {
-		queries = append(queries, query{"users by normalized email",
-			func() ([]User, error) { return l.Store.UsersByEmail(ctx, normalized) }})
+		queries = append(queries, query{"users by normalized email", byEmail(normalized)})
 	}
 	if l.SearchCaseVariants {
-		queries = append(queries, query{"users by email in any case",
-			func() ([]User, error) { return l.Store.(EmailSearcher).SearchUsersByEmail(ctx, normalized) }})
+		queries = append(queries, query{"users by email in any case", func() ([]User, bool, error) {
+			// Eventually consistent too, but only for case variants beside
+			// the consistent lookups above: as documented on
+			// SearchCaseVariants, not a reason to look again every time.
+			users, err := l.Store.(EmailSearcher).SearchUsersByEmail(ctx, normalized)
+			return users, false, err
+		}})
 	}
 	var all []User
+	stale := false
 	seen := make(map[string]bool)
 	for _, q := range queries {
-		users, err := q.run()
+		users, s, err := q.run()
 		if err != nil {
-			return nil, fmt.Errorf("linking: look up %s: %w", q.what, err)
+			return nil, false, fmt.Errorf("linking: look up %s: %w", q.what, err)
 		}
+		stale = stale || s
 		for _, u := range users { // copied: never append to a store's slice
 			if !seen[u.ID] {
 				seen[u.ID] = true
@@ -436,15 +464,19 @@ func (l *Linker) lookup(ctx context.Context, raw, normalized string) ([]User, er
 			}
 		}
 	}
-	return all, nil
+	return all, stale, nil
 }
 
 // failed is the result for a store that failed with err before any link
-// was sent: Policy.OnStoreError when the store was unavailable, and a denial
+// was sent: Policy.OnStoreError when the store was unavailable (ReasonStoreError,
+// or ReasonRateBudget when its rate budget was exhausted), and a denial
 // for anything else (a configuration error is never a reason to let logins
 // through unlinked).
 func (l *Linker) failed(err error) Result {
 	r := Result{Action: ActionDeny, Reason: ReasonStoreError}
+	if errors.Is(err, ErrRateBudget) {
+		r.Reason = ReasonRateBudget
+	}
 	if l.Policy.OnStoreError == FailOpen && errors.Is(err, ErrUnavailable) {
 		r.Action = ActionNone
 	}

@@ -148,6 +148,10 @@ var (
 	// (HTTP 429). It wraps ErrUnavailable: errors.Is(err, ErrUnavailable)
 	// holds for every error that wraps it.
 	ErrRateLimited error = rateLimitedError{}
+	// ErrRateBudget means the store did not send a call because the
+	// tenant's rate budget could not serve it before the caller's deadline:
+	// nothing was sent. It wraps ErrRateLimited, and so ErrUnavailable.
+	ErrRateBudget error = rateBudgetError{}
 	// ErrInvalidLogin means the Login given to the Linker is not consistent:
 	// no user id, or an identity the user does not hold.
 	ErrInvalidLogin = errors.New("linking: invalid login")
@@ -161,6 +165,24 @@ func (rateLimitedError) Error() string { return "linking: store rate limit reach
 
 // Unwrap makes ErrRateLimited also an ErrUnavailable.
 func (rateLimitedError) Unwrap() error { return ErrUnavailable }
+
+// rateBudgetError is the type of ErrRateBudget.
+type rateBudgetError struct{}
+
+func (rateBudgetError) Error() string { return "linking: store rate budget exhausted before the deadline" }
+
+// Unwrap makes ErrRateBudget also an ErrRateLimited.
+func (rateBudgetError) Unwrap() error { return ErrRateLimited }
+
+// StaleLookuper is implemented by stores that may answer a lookup by email
+// from an eventually consistent source, such as a user search that serves
+// several lookups at once under load. The Linker prefers it to UsersByEmail,
+// and marks a Result decided on a stale answer (Result.Stale).
+type StaleLookuper interface {
+	// UsersByEmailMaybeStale is UsersByEmail, and reports whether the
+	// answer may miss users created or changed in the last seconds.
+	UsersByEmailMaybeStale(ctx context.Context, email string) (users []User, stale bool, err error)
+}
 
 // Metadata is a user's metadata, or the part of it to write.
 type Metadata struct {

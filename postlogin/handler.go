@@ -233,7 +233,7 @@ func respond(login linking.Login, r linking.Result, err error) Response {
 	case r.Action == linking.ActionNone, r.Action == linking.ActionAbsorb:
 		// After absorbing others, the login goes on as its own user.
 		resp.Action = ActionNone
-		resp.Remember = err == nil && isFinal(r.Reason) &&
+		resp.Remember = err == nil && !r.Stale && isFinal(r.Reason) &&
 			login.User.Email != "" && login.User.EmailVerified
 	default:
 		// ActionDeny, and anything this package does not know.
@@ -255,7 +255,7 @@ func denyMessage(reason linking.Reason) string {
 	switch reason {
 	case linking.ReasonAmbiguous:
 		return messageAmbiguous
-	case linking.ReasonStoreError, linking.ReasonLinkUnconfirmed:
+	case linking.ReasonStoreError, linking.ReasonLinkUnconfirmed, linking.ReasonRateBudget:
 		return messageUnavailable
 	}
 	return messageDenied

@@ -84,6 +84,54 @@ type flight struct {
 	// caller that stops waiting cannot know whether the login's identity
 	// still has a user of its own.
 	linkSent atomic.Bool
+
+	mu      sync.Mutex
+	waiters map[*int]time.Time // the deadline of each caller still waiting; zero: none
+}
+
+// flightKey is the context key of the flight a work context belongs to.
+type flightKey struct{}
+
+// WaitDeadline returns the latest deadline among the callers still waiting
+// for the Linker's work that ctx belongs to: a store may wait for its rate
+// budget only that long, since the work itself outlives its callers (see
+// Linker.Timeout). ok is false when ctx is not a Linker's work or a caller
+// waits without a deadline; a deadline in the past means no caller waits any
+// more.
+func WaitDeadline(ctx context.Context) (deadline time.Time, ok bool) {
+	f, _ := ctx.Value(flightKey{}).(*flight)
+	if f == nil {
+		return time.Time{}, false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, d := range f.waiters {
+		if d.IsZero() {
+			return time.Time{}, false
+		}
+		if d.After(deadline) {
+			deadline = d
+		}
+	}
+	return deadline, true
+}
+
+// wait registers a caller with ctx's deadline as waiting for f, until leave
+// is called.
+func (f *flight) wait(ctx context.Context) (leave func()) {
+	d, _ := ctx.Deadline()
+	id := new(int)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.waiters == nil {
+		f.waiters = make(map[*int]time.Time)
+	}
+	f.waiters[id] = d
+	return func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		delete(f.waiters, id)
+	}
 }
 
 // Result is what a Linker did with a login.
@@ -287,12 +335,13 @@ func (l *Linker) link(ctx context.Context, login Login, proven string, find cand
 	}
 
 	key := email + "\x00" + login.User.ID + "\x00" + login.Identity.UserIDOf() + "\x00" + proven
-	f := l.join(ctx, key, func(ctx context.Context, f *flight) (Result, error) {
+	f, leave := l.join(ctx, key, func(ctx context.Context, f *flight) (Result, error) {
 		if find == nil {
 			find = func(ctx context.Context) ([]User, bool, error) { return l.lookup(ctx, login.User.Email, email) }
 		}
 		return l.run(ctx, f, login, find, decide)
 	})
+	defer leave()
 	select {
 	case <-f.done:
 		return f.r, f.err
@@ -305,22 +354,25 @@ func (l *Linker) link(ctx context.Context, login Login, proven string, find cand
 	}
 }
 
-// join returns the flight for key, starting it with work when there is none.
+// join returns the flight for key, starting it with work when there is none,
+// with the caller of ctx registered as waiting for it until leave is called.
 // The work runs under a context with ctx's values, not its cancellation,
-// bounded by Timeout.
-func (l *Linker) join(ctx context.Context, key string, work func(context.Context, *flight) (Result, error)) *flight {
+// bounded by Timeout, from which WaitDeadline tells how long its callers
+// wait.
+func (l *Linker) join(ctx context.Context, key string, work func(context.Context, *flight) (Result, error)) (f *flight, leave func()) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if f, ok := l.flights[key]; ok {
-		return f
+		return f, f.wait(ctx)
 	}
 	if l.flights == nil {
 		l.flights = make(map[string]*flight)
 	}
-	f := &flight{done: make(chan struct{})}
+	f = &flight{done: make(chan struct{})}
 	l.flights[key] = f
+	leave = f.wait(ctx) // before the work starts, which may ask WaitDeadline
 	go func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cmp.Or(l.Timeout, DefaultTimeout))
+		ctx, cancel := context.WithTimeout(context.WithValue(context.WithoutCancel(ctx), flightKey{}, f), cmp.Or(l.Timeout, DefaultTimeout))
 		defer cancel()
 		r, err := work(ctx, f)
 		l.mu.Lock()
@@ -329,7 +381,7 @@ func (l *Linker) join(ctx context.Context, key string, work func(context.Context
 		f.r, f.err = r, err
 		close(f.done)
 	}()
-	return f
+	return f, leave
 }
 
 // run finds the candidates, decides with decide, links and confirms, for

@@ -527,3 +527,43 @@ func BenchmarkLinker(b *testing.B) {
 		})
 	}
 }
+
+// deadlineStore records what WaitDeadline says during a lookup.
+type deadlineStore struct {
+	linking.UserStore
+	seen chan time.Time
+}
+
+func (s deadlineStore) UsersByEmail(ctx context.Context, email string) ([]linking.User, error) {
+	d, ok := linking.WaitDeadline(ctx)
+	if !ok {
+		d = time.Time{}.Add(1) // a mark for "no deadline"
+	}
+	s.seen <- d
+	return s.UserStore.UsersByEmail(ctx, email)
+}
+
+// TestLinkerWaitDeadline: the work tells a store how long its callers wait:
+// the caller's deadline, or none.
+func TestLinkerWaitDeadline(t *testing.T) {
+	if _, ok := linking.WaitDeadline(context.Background()); ok {
+		t.Error("WaitDeadline outside a Linker's work: ok, want not ok")
+	}
+	store := deadlineStore{seedTenant(t), make(chan time.Time, 4)}
+	l := &linking.Linker{Store: store}
+	deadline := time.Now().Add(time.Hour)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if _, err := l.Link(ctx, loginAs(otpUser("alone", "alone@example.com"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-store.seen; !got.Equal(deadline) {
+		t.Errorf("WaitDeadline during the caller's lookup: got %v, want %v", got, deadline)
+	}
+	if _, err := l.Link(context.Background(), loginAs(otpUser("alone", "alone@example.com"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-store.seen; !got.Equal(time.Time{}.Add(1)) {
+		t.Errorf("WaitDeadline for a caller without deadline: got %v, want none", got)
+	}
+}

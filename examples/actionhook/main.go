@@ -5,21 +5,24 @@
 //
 // Usage:
 //
-//	actionhook -domain TENANT.auth0.com -client-id ID -client-secret SECRET -secret HMAC_SECRET [flags]
+//	actionhook -domain TENANT.auth0.com -client-id ID [-select oldest] [flags]
 //	actionhook -print-action
 //
-// Each of -domain, -client-id, -client-secret, -secret and -previous-secret
-// may come from the environment instead: AUTH0_DOMAIN, AUTH0_CLIENT_ID,
-// AUTH0_CLIENT_SECRET, LINKING_SECRET and LINKING_PREVIOUS_SECRET (prefer the environment for secrets: command lines are
-// visible to other users of the machine). A flag given on the command line
-// wins over its variable.
+// -domain and -client-id may come from AUTH0_DOMAIN and AUTH0_CLIENT_ID;
+// the secrets from AUTH0_CLIENT_SECRET, LINKING_SECRET and
+// LINKING_PREVIOUS_SECRET (prefer the environment for secrets: command
+// lines are visible to other users of the machine). A flag given on the
+// command line wins over its variable. -trust-providers,
+// -trust-connections and -select set the linking policy, with the same
+// names and meaning as in the backfill program.
 //
 // At startup it gets its Management API token and checks its scopes
-// (mgmt.Store.CheckAccess): a configuration error (credentials refused, a
-// domain, port, scheme or CA that is not the tenant's, a missing scope)
-// exits 1 before serving, with the cause on standard error. A tenant merely
-// out of reach does not stop it: it serves, and /healthz answers 503 with
-// the cause until a check in the background gets a token.
+// (mgmt.Store.CheckAccess; with -revoke-sessions, those of the revocation
+// too): a configuration error (credentials refused, a domain, port, scheme
+// or CA that is not the tenant's, a missing scope) exits 5 before serving,
+// with the cause on standard error. A tenant merely out of reach does not
+// stop it: it serves, and /healthz answers 503 with the cause until a check
+// in the background gets a token. Usage errors exit 2.
 //
 // Once it listens, the first line of standard output is the URL to set as
 // the Action secret LINKING_URL, e.g. http://127.0.0.1:40123/v1/post-login.
@@ -33,10 +36,8 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -49,6 +50,7 @@ import (
 	"time"
 
 	"github.com/idlink/linking"
+	"github.com/idlink/linking/examples/internal/cli"
 	"github.com/idlink/linking/mgmt"
 	"github.com/idlink/linking/postlogin"
 )
@@ -70,82 +72,98 @@ const (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		os.Exit(0)
-	case errors.Is(err, errUsage):
-		fmt.Fprintln(os.Stderr, "actionhook:", err)
-		os.Exit(2)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "actionhook:", err)
-		os.Exit(1)
-	}
+	os.Exit(exitCode(os.Stderr, run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)))
 }
 
-// errUsage marks errors in the command line or the environment.
-var errUsage = errors.New("usage")
+// exitCode reports the error of run on stderr and returns the exit code.
+func exitCode(stderr io.Writer, err error) int {
+	code := cli.Report(stderr, "actionhook", err)
+	if code == cli.ExitError && errors.Is(err, mgmt.ErrConfig) {
+		return cli.ExitConfig
+	}
+	return code
+}
+
+const usage = `Usage: actionhook [-addr 127.0.0.1:8080] -domain DOMAIN -client-id ID [flags]
+       actionhook -print-action
+
+The decision service a post-login Action calls: it links the login into the
+existing user with the same verified email, through the Management API.
+Secrets come from the environment: AUTH0_CLIENT_SECRET, LINKING_SECRET and
+LINKING_PREVIOUS_SECRET. At startup it checks its Management API access;
+once it listens, the first line of standard output is the URL to set as the
+Action secret LINKING_URL. Logs are JSON lines on standard error.
+
+Exit codes: 0 stopped by SIGINT or SIGTERM (or after -h, -version,
+-print-action), 1 error, 2 usage, 5 configuration refused by the Management
+API (credentials, scopes, domain, scheme, certificate).
+`
 
 type options struct {
-	addr, domain, clientID, clientSecret string
-	secret, previousSecret               string
-	caFile, tlsCert, tlsKey              string
-	failOpen, insecureHTTP, printAction  bool
-	revokeSessions                       bool
-	timeout                              time.Duration
+	addr                   string
+	client                 cli.ClientFlags
+	policy                 cli.PolicyFlags
+	secret, previousSecret string
+	tlsCert, tlsKey        string
+	failOpen, printAction  bool
+	revokeSessions         bool
+	timeout                time.Duration
 }
 
-// parse reads the command line, with defaults from getenv.
-func parse(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
-	var o options
-	fs := flag.NewFlagSet("actionhook", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// parse reads the command line, with defaults from getenv; done means -h
+// or -version was given and answered on stdout.
+func parse(args []string, getenv func(string) string, stdout io.Writer) (o options, done bool, err error) {
+	fs := cli.NewFlagSet("actionhook", usage)
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "`address` to listen on")
-	fs.StringVar(&o.domain, "domain", getenv("AUTH0_DOMAIN"), "Auth0 tenant `domain` (or host:port of an emulator) [$AUTH0_DOMAIN]")
-	fs.StringVar(&o.clientID, "client-id", getenv("AUTH0_CLIENT_ID"), "client `id` of the machine-to-machine application [$AUTH0_CLIENT_ID]")
-	fs.StringVar(&o.clientSecret, "client-secret", getenv("AUTH0_CLIENT_SECRET"), "client `secret` of the machine-to-machine application [$AUTH0_CLIENT_SECRET]")
-	fs.StringVar(&o.secret, "secret", getenv("LINKING_SECRET"), "`key` shared with the Action, at least 32 bytes [$LINKING_SECRET]")
-	fs.StringVar(&o.previousSecret, "previous-secret", getenv("LINKING_PREVIOUS_SECRET"), "`key` also accepted while the Action moves to a new -secret [$LINKING_PREVIOUS_SECRET]")
-	fs.StringVar(&o.caFile, "ca", "", "PEM `file` of the certificate authorities to trust for the Management API, instead of the system's")
+	o.client.Register(fs, getenv)
+	// The secrets' defaults are read after parsing, so that -h does not
+	// print them.
+	fs.StringVar(&o.secret, "secret", "", "`key` shared with the Action, at least 32 bytes; prefer $LINKING_SECRET")
+	fs.StringVar(&o.previousSecret, "previous-secret", "", "`key` also accepted while the Action moves to a new -secret; prefer $LINKING_PREVIOUS_SECRET")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate `file`: serve HTTPS (with -tls-key)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key `file` for -tls-cert")
+	o.policy.Register(fs)
 	fs.BoolVar(&o.failOpen, "fail-open", false, "let logins go on unlinked when the Management API fails (default: deny them)")
 	fs.BoolVar(&o.revokeSessions, "revoke-sessions", false, "after a link, revoke the existing user's sessions and refresh tokens (scopes delete:sessions, delete:refresh_tokens)")
-	fs.DurationVar(&o.timeout, "timeout", postlogin.DefaultTimeout, "how long one login may take, at most 15s")
-	fs.BoolVar(&o.insecureHTTP, "insecure-http", false, "speak plain HTTP to -domain, client secret included: for a local emulator only")
+	fs.DurationVar(&o.timeout, "timeout", postlogin.DefaultTimeout, fmt.Sprintf("how long one login may take, at most %v", postlogin.MaxTimeout))
 	fs.BoolVar(&o.printAction, "print-action", false, "print the post-login Action's JavaScript and exit")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return o, err
-		}
-		return o, fmt.Errorf("%w: %w", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	if done, err := cli.Parse(fs, args, stdout); done || err != nil {
+		return o, done, err
 	}
 	if o.printAction {
-		return o, nil
+		return o, false, nil
 	}
-	for _, req := range []struct{ value, name string }{
-		{o.domain, "-domain or AUTH0_DOMAIN"},
-		{o.clientID, "-client-id or AUTH0_CLIENT_ID"},
-		{o.clientSecret, "-client-secret or AUTH0_CLIENT_SECRET"},
-		{o.secret, "-secret or LINKING_SECRET"},
+	if o.secret == "" {
+		o.secret = getenv("LINKING_SECRET")
+	}
+	if o.previousSecret == "" {
+		o.previousSecret = getenv("LINKING_PREVIOUS_SECRET")
+	}
+	if o.secret == "" {
+		return o, false, cli.Usagef("-secret or LINKING_SECRET is required")
+	}
+	for _, s := range []struct{ value, name string }{
+		{o.secret, "-secret (or LINKING_SECRET)"},
+		{o.previousSecret, "-previous-secret (or LINKING_PREVIOUS_SECRET)"},
 	} {
-		if req.value == "" {
-			return o, fmt.Errorf("%w: %s is required", errUsage, req.name)
+		if s.value != "" && len(s.value) < postlogin.MinSecretLen {
+			return o, false, cli.Usagef("%s is %d bytes long, it must be at least %d; generate one with: openssl rand -hex 32",
+				s.name, len(s.value), postlogin.MinSecretLen)
 		}
 	}
-	if (o.tlsCert == "") != (o.tlsKey == "") {
-		return o, fmt.Errorf("%w: -tls-cert and -tls-key go together", errUsage)
+	if o.timeout <= 0 || o.timeout > postlogin.MaxTimeout {
+		return o, false, cli.Usagef("-timeout %v is outside (0, %v]", o.timeout, postlogin.MaxTimeout)
 	}
-	return o, nil
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return o, false, cli.Usagef("-tls-cert and -tls-key go together")
+	}
+	return o, false, nil
 }
 
 // run is the program: it serves until ctx is done, then shuts down.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	o, err := parse(args, getenv, stderr)
-	if err != nil {
+	o, done, err := parse(args, getenv, stdout)
+	if done || err != nil {
 		return err
 	}
 	if o.printAction {
@@ -154,7 +172,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
 
-	h, store, err := newHandler(ctx, o, logger)
+	h, store, policy, err := newHandler(ctx, o, logger)
 	if err != nil {
 		return err
 	}
@@ -162,16 +180,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if o.tlsCert != "" {
 		cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
 		if err != nil {
-			return fmt.Errorf("%w: -tls-cert, -tls-key: %w", errUsage, err)
+			return cli.Usagef("-tls-cert, -tls-key: %w", err)
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	// The scopes the service uses: those of the Store, and with
+	// -revoke-sessions those of the revocation.
+	scopes := store.Scopes()
+	if o.revokeSessions {
+		scopes = append(scopes, "delete:refresh_tokens", "delete:sessions")
+	}
+	check := func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+		defer cancel()
+		return store.CheckAccess(ctx, scopes...)
 	}
 	// A configuration error stops the service before it serves (so that
 	// -fail-open never lets logins through for it); a tenant out of reach
 	// does not.
-	checkCtx, cancel := context.WithTimeout(ctx, checkTimeout)
-	accessErr := store.CheckAccess(checkCtx)
-	cancel()
+	accessErr := check(ctx)
 	if errors.Is(accessErr, mgmt.ErrConfig) {
 		return accessErr
 	}
@@ -204,8 +231,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ln.Close()
 		return err
 	}
-	logger.Info("actionhook: serving", slog.String("url", url), slog.String("domain", o.domain),
-		slog.Bool("fail_open", o.failOpen), slog.Duration("timeout", o.timeout), slog.Bool("ready", accessErr == nil))
+	logger.Info("actionhook: serving", slog.String("url", url), slog.String("domain", o.client.Domain()),
+		slog.Bool("fail_open", o.failOpen), slog.Duration("timeout", o.timeout), slog.String("select", policy.Select.String()),
+		slog.Any("scopes", scopes), slog.Bool("ready", accessErr == nil))
 
 	checkerCtx, stopChecker := context.WithCancel(ctx)
 	var checker sync.WaitGroup
@@ -214,7 +242,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		checker.Add(1)
 		go func() {
 			defer checker.Done()
-			ready.recheck(checkerCtx, store, logger)
+			ready.recheck(checkerCtx, check, logger)
 		}()
 	}
 	defer func() {
@@ -279,9 +307,9 @@ func (r *readiness) healthz(ready http.Handler) http.Handler {
 	})
 }
 
-// recheck checks the access to the Management API again, waiting longer
-// after each failure, until a check succeeds or ctx is done.
-func (r *readiness) recheck(ctx context.Context, store *mgmt.Store, logger *slog.Logger) {
+// recheck checks the access to the Management API again with check,
+// waiting longer after each failure, until a check succeeds or ctx is done.
+func (r *readiness) recheck(ctx context.Context, check func(context.Context) error, logger *slog.Logger) {
 	wait := firstRecheck
 	for {
 		t := time.NewTimer(wait)
@@ -291,9 +319,7 @@ func (r *readiness) recheck(ctx context.Context, store *mgmt.Store, logger *slog
 			return
 		case <-t.C:
 		}
-		checkCtx, cancel := context.WithTimeout(ctx, checkTimeout)
-		err := store.CheckAccess(checkCtx)
-		cancel()
+		err := check(ctx)
 		if ctx.Err() != nil {
 			return
 		}
@@ -307,30 +333,19 @@ func (r *readiness) recheck(ctx context.Context, store *mgmt.Store, logger *slog
 	}
 }
 
-// newHandler builds the Management API store, the Linker and the Handler.
-func newHandler(ctx context.Context, o options, logger *slog.Logger) (*postlogin.Handler, *mgmt.Store, error) {
-	var opts []mgmt.Option
-	if o.caFile != "" {
-		pem, err := os.ReadFile(o.caFile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%w: -ca: %w", errUsage, err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, nil, fmt.Errorf("%w: -ca: no PEM certificate in %s", errUsage, o.caFile)
-		}
-		opts = append(opts, mgmt.WithRootCAs(pool))
-	}
-	if o.insecureHTTP {
-		opts = append(opts, mgmt.WithInsecureHTTP())
-	}
-	store, err := mgmt.New(ctx, o.domain, o.clientID, o.clientSecret, opts...)
+// newHandler builds the Management API store, the Linker and the Handler,
+// and returns them with the Linker's policy.
+func newHandler(ctx context.Context, o options, logger *slog.Logger) (*postlogin.Handler, *mgmt.Store, linking.Policy, error) {
+	policy, err := o.policy.Policy()
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", errUsage, err)
+		return nil, nil, policy, err
 	}
-	policy := linking.Policy{OnStoreError: linking.FailClosed}
 	if o.failOpen {
 		policy.OnStoreError = linking.FailOpen
+	}
+	store, err := o.client.Store(ctx)
+	if err != nil {
+		return nil, nil, policy, err
 	}
 	linker := &linking.Linker{
 		Store: store, Policy: policy, Logger: logger,
@@ -340,15 +355,12 @@ func newHandler(ctx context.Context, o options, logger *slog.Logger) (*postlogin
 	if o.previousSecret != "" {
 		c.PreviousSecrets = [][]byte{[]byte(o.previousSecret)}
 	}
+	// parse checked the secrets and -timeout as NewHandler does.
 	h, err := postlogin.NewHandler(linker, c)
-	if errors.Is(err, postlogin.ErrWeakSecret) {
-		return nil, nil, fmt.Errorf("%w: secrets (-secret, -previous-secret) must be at least %d bytes; generate one with: openssl rand -hex 32",
-			errUsage, postlogin.MinSecretLen)
-	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", errUsage, err)
+		return nil, nil, policy, err
 	}
-	return h, store, nil
+	return h, store, policy, nil
 }
 
 // logNotifier stands for telling the person of a new sign-in method: it logs

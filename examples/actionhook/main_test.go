@@ -22,8 +22,10 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/idlink/linking"
+	"github.com/idlink/linking/examples/internal/cli"
 	"github.com/idlink/linking/linkingtest"
 	"github.com/idlink/linking/mgmt"
 	"github.com/idlink/linking/mgmt/mgmttest"
@@ -259,30 +261,33 @@ func TestRun_BadConfiguration(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		{"no domain", nil, without("AUTH0_DOMAIN"), "AUTH0_DOMAIN is required"},
-		{"no client id", nil, without("AUTH0_CLIENT_ID"), "AUTH0_CLIENT_ID is required"},
-		{"no client secret", nil, without("AUTH0_CLIENT_SECRET"), "AUTH0_CLIENT_SECRET is required"},
-		{"no secret", nil, without("LINKING_SECRET"), "LINKING_SECRET is required"},
-		{"weak secret", []string{"-secret", "short"}, full, "at least 32 bytes"},
-		{"weak previous secret", []string{"-previous-secret", "short"}, full, "at least 32 bytes"},
-		{"missing CA file", []string{"-ca", filepath.Join(t.TempDir(), "none.pem")}, full, "-ca"},
-		{"CA file without a certificate", []string{"-ca", notPEM}, full, "no PEM certificate"},
-		{"timeout too long", []string{"-timeout", "30s"}, full, "Timeout"},
-		{"tls-cert without tls-key", []string{"-tls-cert", "cert.pem"}, full, "go together"},
+		{"no domain", nil, without("AUTH0_DOMAIN"), "-domain or AUTH0_DOMAIN is required"},
+		{"no client id", nil, without("AUTH0_CLIENT_ID"), "-client-id or AUTH0_CLIENT_ID is required"},
+		{"no client secret", nil, without("AUTH0_CLIENT_SECRET"), "-client-secret or AUTH0_CLIENT_SECRET is required"},
+		{"no secret", nil, without("LINKING_SECRET"), "-secret or LINKING_SECRET is required"},
+		{"weak secret", []string{"-secret", "short"}, full, "-secret (or LINKING_SECRET) is 5 bytes long, it must be at least 32"},
+		{"weak previous secret", []string{"-previous-secret", "short"}, full, "-previous-secret (or LINKING_PREVIOUS_SECRET) is 5 bytes long"},
+		{"missing CA file", []string{"-ca", filepath.Join(t.TempDir(), "none.pem")}, full, "-ca: open "},
+		{"CA file without a certificate", []string{"-ca", notPEM}, full, "-ca: no PEM certificate"},
+		{"timeout too long", []string{"-timeout", "30s"}, full, "-timeout 30s is outside (0, 15s]"},
+		{"timeout zero", []string{"-timeout", "0s"}, full, "-timeout 0s is outside (0, 15s]"},
+		{"tls-cert without tls-key", []string{"-tls-cert", "cert.pem"}, full, "-tls-cert and -tls-key go together"},
 		{"missing tls-cert file", []string{"-tls-cert", filepath.Join(t.TempDir(), "none.pem"), "-tls-key", filepath.Join(t.TempDir(), "none.pem")}, full, "-tls-cert"},
-		{"domain with a scheme", []string{"-domain", "https://example.eu.auth0.com"}, full, `the domain "https://example.eu.auth0.com" has a scheme`},
-		{"unknown flag", []string{"-verbose"}, full, "-verbose"},
-		{"stray argument", []string{"serve"}, full, "unexpected arguments"},
+		{"domain with a scheme", []string{"-domain", "https://example.eu.auth0.com"}, full, `-domain: mgmt: configuration error: the domain "https://example.eu.auth0.com" has a scheme`},
+		{"unknown preference", []string{"-select", "newest"}, full, `-select "newest": linking: unknown preference "newest"`},
+		{"a loose provider", []string{"-trust-providers", "auth0,email,waad"}, full, "-trust-providers: waad lets its administrators mark any email verified"},
+		{"unknown flag", []string{"-verbose"}, full, "flag provided but not defined: -verbose"},
+		{"stray argument", []string{"serve"}, full, `unexpected arguments ["serve"]`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			err := run(context.Background(), tt.args, env(tt.env), &stdout, &stderr)
-			if !errors.Is(err, errUsage) || !strings.Contains(err.Error()+stderr.String(), tt.want) {
-				t.Errorf("run: got %v (stderr %q), want a usage error mentioning %q", err, stderr.String(), tt.want)
+			if !cli.IsUsage(err) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("run: got %v, want a usage error mentioning %q", err, tt.want)
 			}
-			if stdout.Len() != 0 {
-				t.Errorf("stdout: got %q, want nothing", stdout.String())
+			if stdout.Len() != 0 || stderr.Len() != 0 {
+				t.Errorf("output: got stdout %q and stderr %q, want none", stdout.String(), stderr.String())
 			}
 		})
 	}
@@ -421,6 +426,16 @@ func TestRun_ConfigurationError(t *testing.T) {
 			want:   "lacks the scopes update:users read:connections",
 		},
 		{
+			// -revoke-sessions needs the scopes of the revocation.
+			name: "-revoke-sessions without its scopes",
+			emu: func() *mgmttest.Server {
+				return mgmttest.NewTLSServer(seedTenant(), mgmttest.WithScopes("read:users", "update:users", "read:connections"))
+			},
+			secret: mgmttest.DefaultClientSecret,
+			args:   []string{"-revoke-sessions"},
+			want:   "lacks the scopes delete:refresh_tokens delete:sessions",
+		},
+		{
 			// Without -insecure-http, the program speaks HTTPS.
 			name:   "https against an http tenant",
 			emu:    func() *mgmttest.Server { return mgmttest.NewServer(seedTenant()) },
@@ -451,31 +466,138 @@ func TestRun_ConfigurationError(t *testing.T) {
 	}
 }
 
-// TestExitOnConfigurationError: the program exits 1 with the cause in one
-// line on standard error, and prints no URL.
-func TestExitOnConfigurationError(t *testing.T) {
+// TestExitCodes runs the program as an operator would: -h and -version
+// answer on standard output with exit code 0; a usage error exits 2 and a
+// configuration the tenant refuses 5, each with the cause on standard error
+// prefixed with the program's name, and no URL.
+func TestExitCodes(t *testing.T) {
 	bin := build(t)
 	emu := mgmttest.NewTLSServer(seedTenant())
 	defer emu.Close()
-	args, vars := mgmtArgs(t, emu, "wrong")
-	// A program that served would be killed at this deadline.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(os.Environ(), "AUTH0_CLIENT_SECRET="+vars["AUTH0_CLIENT_SECRET"], "LINKING_SECRET="+vars["LINKING_SECRET"])
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
-		t.Fatalf("run: got %v, want exit status 1\n%s", err, stderr.String())
+	args, _ := mgmtArgs(t, emu, "")
+	tests := []struct {
+		name   string
+		args   []string
+		secret string // AUTH0_CLIENT_SECRET
+		code   int
+		stdout []string // in the standard output; none: it is empty
+		stderr string
+	}{
+		{name: "-h", args: []string{"-h"}, stdout: []string{"Usage: actionhook", "Exit codes:", "-select preferences", "-trust-providers providers"}},
+		{name: "-help", args: []string{"-help"}, stdout: []string{"Usage: actionhook"}},
+		{name: "-version", args: []string{"-version"}, stdout: []string{"actionhook ", runtime.Version() + "\n"}},
+		{
+			name: "unknown flag", args: []string{"-verbose"}, code: 2,
+			stderr: "actionhook: flag provided but not defined: -verbose\nactionhook: run 'actionhook -h' for usage\n",
+		},
+		{
+			name: "-timeout too long", args: append(args, "-timeout", "20s"), secret: mgmttest.DefaultClientSecret, code: 2,
+			stderr: "actionhook: -timeout 20s is outside (0, 15s]\nactionhook: run 'actionhook -h' for usage\n",
+		},
+		{
+			name: "wrong client secret", args: args, secret: "wrong", code: 5,
+			stderr: "actionhook: mgmt: check access: 401 Unauthorized: token request refused: Unauthorized (access_denied)\n",
+		},
 	}
-	want := "actionhook: mgmt: check access: 401 Unauthorized: token request refused: Unauthorized (access_denied)\n"
-	if got := stderr.String(); got != want {
-		t.Errorf("stderr: got %q, want %q", got, want)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// A program that served would be killed at this deadline.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, bin, tt.args...)
+			cmd.Env = append(os.Environ(), "AUTH0_CLIENT_SECRET="+tt.secret, "LINKING_SECRET="+secret)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			code := 0
+			var exit *exec.ExitError
+			if errors.As(err, &exit) {
+				code = exit.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tt.code {
+				t.Errorf("exit code: got %d, want %d\nstderr: %s", code, tt.code, stderr.String())
+			}
+			for _, want := range tt.stdout {
+				if !strings.Contains(stdout.String(), want) {
+					t.Errorf("stdout: got %q, want %q in it", stdout.String(), want)
+				}
+			}
+			if len(tt.stdout) == 0 && stdout.Len() > 0 {
+				t.Errorf("stdout: got %q, want nothing", stdout.String())
+			}
+			if got := stderr.String(); got != tt.stderr {
+				t.Errorf("stderr: got %q, want %q", got, tt.stderr)
+			}
+		})
 	}
-	if stdout.Len() != 0 {
-		t.Errorf("stdout: got %q, want nothing", stdout.String())
+}
+
+// TestRun_Select: -trust-providers and -select set the policy: a
+// verified Google user is a candidate only when Google is trusted; then the
+// password user and it are ambiguous, unless -select names the primary.
+func TestRun_Select(t *testing.T) {
+	tenant := func() *linkingtest.Tenant {
+		return linkingtest.NewTenant(
+			linking.User{
+				ID: "auth0|63d1", Email: "jane@example.com", EmailVerified: true, CreatedAt: time.Date(2021, 3, 1, 9, 0, 0, 0, time.UTC),
+				Identities: []linking.Identity{{Provider: "auth0", UserID: "63d1", Connection: "Username-Password-Authentication"}},
+			},
+			linking.User{
+				ID: "google-oauth2|1044", Email: "jane@example.com", EmailVerified: true, CreatedAt: time.Date(2022, 3, 1, 9, 0, 0, 0, time.UTC),
+				Identities: []linking.Identity{{Provider: "google-oauth2", UserID: "1044", Connection: "google-oauth2", IsSocial: true}},
+			},
+			linking.User{
+				ID: "email|6f1c", Email: "jane@example.com", EmailVerified: true, CreatedAt: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC),
+				Identities: []linking.Identity{{Provider: "email", UserID: "6f1c", Connection: "email"}},
+			},
+		)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want postlogin.Response
+	}{
+		{
+			name: "default policy",
+			want: postlogin.Response{Version: 1, Action: postlogin.ActionSetPrimaryUser, PrimaryUserID: "auth0|63d1", Reason: linking.ReasonLinked},
+		},
+		{
+			name: "Google trusted",
+			args: []string{"-trust-providers", "auth0,email,google-oauth2"},
+			want: postlogin.Response{Version: 1, Action: postlogin.ActionDeny, Reason: linking.ReasonAmbiguous},
+		},
+		{
+			name: "Google trusted, the oldest chosen",
+			args: []string{"-trust-providers", "auth0,email,google-oauth2", "-select", "oldest"},
+			want: postlogin.Response{Version: 1, Action: postlogin.ActionSetPrimaryUser, PrimaryUserID: "auth0|63d1", Reason: linking.ReasonLinked},
+		},
+		{
+			name: "Google trusted, Google chosen",
+			args: []string{"-trust-providers", "auth0,email,google-oauth2", "-select", "provider:google-oauth2,oldest"},
+			want: postlogin.Response{Version: 1, Action: postlogin.ActionSetPrimaryUser, PrimaryUserID: "google-oauth2|1044", Reason: linking.ReasonLinked},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			emu := mgmttest.NewServer(tenant())
+			defer emu.Close()
+			args, vars := mgmtArgs(t, emu, mgmttest.DefaultClientSecret)
+			svc := startService(t, append(append(args, "-insecure-http"), tt.args...), vars)
+			login := passwordlessLogin("6f1c", "jane@example.com")
+			login.User.CreatedAt = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC) // as the Action sends it
+			got := ask(t, svc.url, secret, login)
+			if got.Action == postlogin.ActionDeny && got.Message == "" {
+				t.Errorf("a denial without a message: %+v", got)
+			}
+			if diff := cmp.Diff(tt.want, got, cmpopts.IgnoreFields(postlogin.Response{}, "Message")); diff != "" {
+				t.Errorf("answer (-want +got):\n%s", diff)
+			}
+			if err := svc.stop(); err != nil {
+				t.Fatalf("run: %v", err)
+			}
+		})
 	}
 }
 

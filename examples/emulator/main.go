@@ -6,11 +6,13 @@
 //	    [-client-id ID -client-secret SECRET] [-rate N -burst M] [-latency D]
 //
 // It prints the base URL (e.g. http://127.0.0.1:41234) as the first line of
-// its standard output, logs each request to standard error, and serves until
-// interrupted (SIGINT or SIGTERM). FILE is a JSON array of users shaped as
-// GET /api/v2/users returns them. With -tls it serves HTTPS with a
-// self-signed certificate for 127.0.0.1 and localhost, written as PEM to the
-// -ca-out file for clients to trust.
+// its standard output once it accepts connections, logs each request to
+// standard error, and serves until interrupted (SIGINT or SIGTERM). FILE is
+// a JSON array of users shaped as GET /api/v2/users returns them, or a user
+// export as Auth0, backfill export and backfill generate write it. With -tls
+// it serves HTTPS with a self-signed certificate for 127.0.0.1 and
+// localhost, written as PEM to the -ca-out file for clients to trust. See
+// README.md for the flags and exit codes.
 package main
 
 import (
@@ -22,8 +24,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -36,6 +36,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/idlink/linking/examples/internal/cli"
 	"github.com/idlink/linking/linkingtest"
 	"github.com/idlink/linking/mgmt/mgmttest"
 )
@@ -43,13 +44,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
-		}
-		fmt.Fprintln(os.Stderr, "emulator:", err)
-		os.Exit(1)
-	}
+	os.Exit(cli.Report(os.Stderr, "emulator", run(ctx, os.Args[1:], os.Stdout, os.Stderr)))
 }
 
 // config is what the command line asks for.
@@ -62,12 +57,22 @@ type config struct {
 	latency                time.Duration
 }
 
-func parseFlags(args []string, stderr io.Writer) (config, error) {
-	var c config
-	fs := flag.NewFlagSet("emulator", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+const usage = `Usage: emulator [-addr 127.0.0.1:0] [-users FILE] [-tls -ca-out FILE]
+       [-client-id ID -client-secret SECRET] [-rate N -burst M] [-latency D]
+
+Serves an emulated Auth0 Management API over an in-memory tenant; prints its
+base URL as the first line of standard output once it accepts connections,
+logs each request to standard error, and serves until interrupted.
+Exit codes: 0 stopped by SIGINT or SIGTERM (or after -h, -version), 1 error,
+2 usage.
+`
+
+// parseFlags reads the command line; done means -h or -version was given
+// and answered on stdout.
+func parseFlags(args []string, stdout io.Writer) (c config, done bool, err error) {
+	fs := cli.NewFlagSet("emulator", usage)
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:0", "`address` to listen on; port 0 picks a free one")
-	fs.StringVar(&c.users, "users", "", "JSON `file` of the tenant's users, shaped as GET /api/v2/users returns them (none: an empty tenant)")
+	fs.StringVar(&c.users, "users", "", "`file` of the tenant's users: a JSON array shaped as GET /api/v2/users returns them, or an export as Auth0, backfill export and backfill generate write it (newline-delimited JSON, gzipped or not); none: an empty tenant")
 	fs.BoolVar(&c.tls, "tls", false, "serve HTTPS with a self-signed certificate for 127.0.0.1 and localhost")
 	fs.StringVar(&c.caOut, "ca-out", "", "with -tls, `file` to write the certificate to, as PEM, for clients to trust")
 	fs.StringVar(&c.clientID, "client-id", mgmttest.DefaultClientID, "client `id` that /oauth/token accepts")
@@ -75,32 +80,25 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Float64Var(&c.rate, "rate", 0, "rate limit of /api/v2, in `requests` per second (0: no limit)")
 	fs.IntVar(&c.burst, "burst", 0, "with -rate, the `size` of the rate limit's bucket (0: the rate, rounded up)")
 	fs.DurationVar(&c.latency, "latency", 0, "`delay` before every answer")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: emulator -addr 127.0.0.1:0 -users FILE [-tls -ca-out FILE] [-client-id ID -client-secret SECRET] [-rate N -burst M] [-latency D]")
-		fmt.Fprintln(fs.Output(), "\nServes an emulated Auth0 Management API; prints its base URL first on standard output.")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return c, err
+	if done, err := cli.Parse(fs, args, stdout); done || err != nil {
+		return c, done, err
 	}
 	switch {
-	case fs.NArg() > 0:
-		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
 	case c.caOut != "" && !c.tls:
-		return c, errors.New("-ca-out needs -tls")
+		return c, false, cli.Usagef("-ca-out needs -tls")
 	case c.rate < 0 || c.burst < 0:
-		return c, errors.New("-rate and -burst must not be negative")
+		return c, false, cli.Usagef("-rate and -burst must not be negative")
 	}
 	if c.rate > 0 && c.burst == 0 {
 		c.burst = int(math.Ceil(c.rate))
 	}
-	return c, nil
+	return c, false, nil
 }
 
 // run serves until ctx is done.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	c, err := parseFlags(args, stderr)
-	if err != nil {
+	c, done, err := parseFlags(args, stdout)
+	if done || err != nil {
 		return err
 	}
 	tenant, err := loadTenant(ctx, c.users)
@@ -158,16 +156,16 @@ func loadTenant(ctx context.Context, path string) (*linkingtest.Tenant, error) {
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("-users: %w", err)
 	}
 	defer f.Close()
 	users, err := mgmttest.ReadUsers(f)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("-users %s: %w", path, err)
 	}
 	for _, u := range users {
 		if err := tenant.AddUser(ctx, u); err != nil {
-			return nil, fmt.Errorf("%s: user %q: %w", path, u.ID, err)
+			return nil, fmt.Errorf("-users %s: user %q: %w", path, u.ID, err)
 		}
 	}
 	return tenant, nil

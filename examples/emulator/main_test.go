@@ -7,16 +7,17 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
-	"flag"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
+	"github.com/idlink/linking/examples/internal/cli"
 	"github.com/idlink/linking/mgmt"
 	"github.com/idlink/linking/mgmt/mgmttest"
 )
@@ -24,10 +25,7 @@ import (
 // TestProgram builds the program, runs it as a user would, talks to it over
 // HTTP and through mgmt over HTTPS, and interrupts it.
 func TestProgram(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "emulator")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := build(t)
 
 	t.Run("http", func(t *testing.T) {
 		base := start(t, bin, "-addr", "127.0.0.1:0", "-users", "testdata/users.json",
@@ -149,22 +147,85 @@ func TestParseFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			got, err := parseFlags(tt.args, io.Discard)
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("parseFlags: got error %v, want error %t", err, tt.wantErr)
+			got, done, err := parseFlags(tt.args, io.Discard)
+			if done || (err != nil) != tt.wantErr || err != nil && !cli.IsUsage(err) {
+				t.Fatalf("parseFlags: got done %t, error %v; want a usage error: %t", done, err, tt.wantErr)
 			}
 			if err == nil && got != tt.want {
 				t.Errorf("parseFlags: got %+v, want %+v", got, tt.want)
 			}
 		})
 	}
-	var help bytes.Buffer
-	if _, err := parseFlags([]string{"-h"}, &help); !errors.Is(err, flag.ErrHelp) {
-		t.Errorf("-h: got %v, want flag.ErrHelp", err)
+}
+
+// TestExitCodes runs the program as a user would: -h and -version answer
+// on standard output with exit code 0, a usage error exits 2 and an error
+// 1, each with one message prefixed with the program's name on standard
+// error.
+func TestExitCodes(t *testing.T) {
+	bin := build(t)
+	tests := []struct {
+		name         string
+		args         []string
+		code         int
+		stdout       []string // in the standard output
+		stderr       string   // the standard error
+		stderrPrefix string   // the start of the standard error
+	}{
+		{name: "-h", args: []string{"-h"}, stdout: []string{"Usage: emulator", "Exit codes:", "-users file", mgmttest.DefaultClientID, mgmttest.DefaultClientSecret}},
+		{name: "-help", args: []string{"-help"}, stdout: []string{"Usage: emulator"}},
+		{name: "-version", args: []string{"-version"}, stdout: []string{"emulator ", runtime.Version() + "\n"}},
+		{
+			name: "unknown flag", args: []string{"-verbose"}, code: 2,
+			stderr: "emulator: flag provided but not defined: -verbose\nemulator: run 'emulator -h' for usage\n",
+		},
+		{
+			name: "-ca-out without -tls", args: []string{"-ca-out", "ca.pem"}, code: 2,
+			stderr: "emulator: -ca-out needs -tls\nemulator: run 'emulator -h' for usage\n",
+		},
+		{
+			name: "users file missing", args: []string{"-users", "testdata/none.json"}, code: 1,
+			stderrPrefix: "emulator: -users: open testdata/none.json: ",
+		},
 	}
-	for _, want := range []string{mgmttest.DefaultClientID, mgmttest.DefaultClientSecret, "-users", "-ca-out"} {
-		if !strings.Contains(help.String(), want) {
-			t.Errorf("-h output lacks %q:\n%s", want, help.String())
-		}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(bin, tt.args...)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			code := 0
+			var exit *exec.ExitError
+			if errors.As(err, &exit) {
+				code = exit.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tt.code {
+				t.Errorf("exit code: got %d, want %d\nstderr: %s", code, tt.code, stderr.String())
+			}
+			for _, want := range tt.stdout {
+				if !strings.Contains(stdout.String(), want) {
+					t.Errorf("stdout: got %q, want %q in it", stdout.String(), want)
+				}
+			}
+			if len(tt.stdout) == 0 && stdout.Len() > 0 {
+				t.Errorf("stdout: got %q, want nothing", stdout.String())
+			}
+			if got := stderr.String(); tt.stderrPrefix == "" && got != tt.stderr ||
+				tt.stderrPrefix != "" && (!strings.HasPrefix(got, tt.stderrPrefix) || strings.Count(got, "\n") != 1) {
+				t.Errorf("stderr: got %q, want %q", got, tt.stderr+tt.stderrPrefix)
+			}
+		})
 	}
+}
+
+// build builds the program and returns the path of its binary.
+func build(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "emulator")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }

@@ -16,14 +16,14 @@ import (
 // "failed". Another job may succeed.
 var ErrExportFailed = errors.New("mgmt: users export failed")
 
-// Backoff returns how long to wait before attempt n (0 for the first) of a
-// repeated request.
-type Backoff func(n int) time.Duration
+// PollInterval returns how long to wait before read n (0 for the first) of
+// something polled until it is ready, such as an export job.
+type PollInterval func(n int) time.Duration
 
-// DefaultExportBackoff is the Backoff of ExportUsers's reads of its job when
-// Store.ExportBackoff is nil: 250 ms before the first read, doubling up to
+// DefaultExportPoll is the PollInterval of ExportUsers's reads of its job
+// when Store.ExportPoll is nil: 250 ms before the first read, doubling up to
 // 5 s.
-func DefaultExportBackoff(n int) time.Duration {
+func DefaultExportPoll(n int) time.Duration {
 	const first, most = 250 * time.Millisecond, 5 * time.Second
 	switch {
 	case n <= 0:
@@ -48,7 +48,7 @@ var exportFields = []string{
 // app_metadata (what backfill.ReadExport reads).
 //
 // It creates the job (POST /api/v2/jobs/users-exports, format "json"), reads
-// it (GET /api/v2/jobs/{id}) after the waits of Store.ExportBackoff until
+// it (GET /api/v2/jobs/{id}) after the waits of Store.ExportPoll until
 // Auth0 reports it "completed", then downloads its location. Both API calls
 // need the scope read:users. The location is a pre-signed URL, not a
 // Management API call: it is fetched with Store.HTTPClient and no token, and
@@ -82,12 +82,12 @@ func (s *Store) ExportUsers(ctx context.Context, w io.Writer) error {
 		return errors.New("mgmt: create users export: no job id in the answer")
 	}
 	op := fmt.Sprintf("read users export job %q", id)
-	backoff := s.ExportBackoff
-	if backoff == nil {
-		backoff = DefaultExportBackoff
+	poll := s.ExportPoll
+	if poll == nil {
+		poll = DefaultExportPoll
 	}
 	for n := 0; ; n++ {
-		if err := wait(ctx, backoff(n)); err != nil {
+		if err := wait(ctx, poll(n)); err != nil {
 			return fmt.Errorf("mgmt: wait for users export job %q: %w", id, classify(err, errorAnswer{}, false))
 		}
 		var j *management.Job

@@ -51,7 +51,7 @@ var exportUsers = []linking.User{
 
 // fastExport makes a Store's export waits 1 ms.
 func fastExport(s *mgmt.Store) *mgmt.Store {
-	s.ExportBackoff = func(int) time.Duration { return time.Millisecond }
+	s.ExportPoll = func(int) time.Duration { return time.Millisecond }
 	return s
 }
 
@@ -186,7 +186,7 @@ func TestExportUsersSnapshot(t *testing.T) {
 	srv := newServer(t, exportUsers, mgmttest.WithExportPolls(2))
 	s := newExportStore(t, srv)
 	want := srv.Tenant.Users()
-	s.ExportBackoff = func(n int) time.Duration {
+	s.ExportPoll = func(n int) time.Duration {
 		if n == 1 { // after the first read: the job exists
 			if err := srv.Tenant.DeleteUser(context.Background(), exportUsers[1].ID); err != nil {
 				t.Error(err)
@@ -231,7 +231,7 @@ func TestExportUsersCanceledWhilePolling(t *testing.T) {
 	srv := newServer(t, exportUsers, mgmttest.WithExportPolls(1_000_000))
 	s := newExportStore(t, srv)
 	waiting := make(chan struct{}, 1)
-	s.ExportBackoff = func(n int) time.Duration {
+	s.ExportPoll = func(n int) time.Duration {
 		if n < 2 {
 			return 0
 		}
@@ -414,13 +414,13 @@ func ExampleStore_ExportUsers() {
 	// API calls: 2 downloads: 1
 }
 
-func TestDefaultExportBackoff(t *testing.T) {
+func TestDefaultExportPoll(t *testing.T) {
 	ms := time.Millisecond
 	for n, want := range map[int]time.Duration{
 		-1: 250 * ms, 0: 250 * ms, 1: 500 * ms, 2: 1000 * ms, 3: 2000 * ms, 4: 4000 * ms, 5: 5000 * ms, 64: 5000 * ms,
 	} {
-		if got := mgmt.DefaultExportBackoff(n); got != want {
-			t.Errorf("DefaultExportBackoff(%d): got %v, want %v", n, got, want)
+		if got := mgmt.DefaultExportPoll(n); got != want {
+			t.Errorf("DefaultExportPoll(%d): got %v, want %v", n, got, want)
 		}
 	}
 }

@@ -52,7 +52,7 @@
 // users-exports job makes them: gzipped newline-delimited JSON, one user per
 // line, the form backfill.ReadExport reads. It costs one API call to create
 // the job and one per read of the job until Auth0 completes it, with the
-// waits of Store.ExportBackoff in between (250 ms doubling up to 5 s by
+// waits of Store.ExportPoll in between (250 ms doubling up to 5 s by
 // default); then it downloads the file, which is not an API call: Auth0
 // hands a pre-signed URL, fetched with Store.HTTPClient and no token, whose
 // Timeout bounds the wait for the answer but not the transfer. Bound the
@@ -103,9 +103,9 @@ type Store struct {
 	// whose application is not granted read:connections.
 	ResolveConnectionIDs bool
 
-	// ExportBackoff says how long ExportUsers waits before each read of its
-	// export job; nil means DefaultExportBackoff.
-	ExportBackoff Backoff
+	// ExportPoll says how long ExportUsers waits before each read of its
+	// export job; nil means DefaultExportPoll.
+	ExportPoll PollInterval
 
 	// HTTPClient downloads the file of ExportUsers, which is not a
 	// Management API call and carries no token. New sets it to the client of

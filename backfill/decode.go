@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/idlink/linking/internal/auth0wire"
 )
 
 // batchLines is the number of export lines decoded together.
@@ -29,10 +31,7 @@ type decoder func(raw []byte, w *wireUser) error
 
 // decodeFull decodes the whole user.
 func decodeFull(raw []byte, w *wireUser) error {
-	if err := json.Unmarshal(raw, w); err != nil {
-		return jsonProblem(err)
-	}
-	return nil
+	return auth0wire.Decode(raw, &w.User)
 }
 
 // decodeLines decodes the newline-delimited JSON users of r with decode, on

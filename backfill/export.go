@@ -3,17 +3,15 @@ package backfill
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"iter"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/idlink/linking"
+	"github.com/idlink/linking/internal/auth0wire"
 )
 
 // MaxLineBytes bounds one line of an export, a plan or a journal.
@@ -40,17 +38,10 @@ func (e *LineError) Error() string {
 func (e *LineError) Unwrap() error { return e.Err }
 
 // wireUser is a user as Auth0 exports it (users-exports job, one JSON object
-// per line) and as GET /api/v2/users returns it. Metadata is kept as raw
-// JSON until it is needed.
+// per line) and as GET /api/v2/users returns it, with its normalized email
+// once normalize has run.
 type wireUser struct {
-	UserID        string          `json:"user_id"`
-	Email         string          `json:"email,omitempty"`
-	EmailVerified bool            `json:"email_verified"`
-	Identities    []wireIdentity  `json:"identities"`
-	CreatedAt     string          `json:"created_at,omitempty"`
-	Blocked       bool            `json:"blocked,omitempty"`
-	UserMetadata  json.RawMessage `json:"user_metadata,omitempty"`
-	AppMetadata   json.RawMessage `json:"app_metadata,omitempty"`
+	auth0wire.User
 
 	// norm is the normalized Email once normalize has run; "" when Email
 	// is empty or invalid.
@@ -63,136 +54,24 @@ func (w *wireUser) normalize() {
 	w.norm, _ = linking.NormalizeEmail(w.Email)
 }
 
-// wireIdentity is one element of a user's identities. Auth0 sends user_id as
-// a JSON number for some providers.
-type wireIdentity struct {
-	Provider    string          `json:"provider"`
-	UserID      json.RawMessage `json:"user_id"`
-	Connection  string          `json:"connection,omitempty"`
-	IsSocial    bool            `json:"isSocial"`
-	ProfileData map[string]any  `json:"profileData,omitempty"`
-}
-
-// user converts w, without its metadata, and checks that it names itself.
+// user converts w without its metadata.
 func (w *wireUser) user() (linking.User, error) {
-	if w.UserID == "" {
-		return linking.User{}, errors.New("no user_id")
-	}
-	u := linking.User{
-		ID:            w.UserID,
-		Email:         w.Email,
-		EmailVerified: w.EmailVerified,
-		Blocked:       w.Blocked,
-		Identities:    make([]linking.Identity, 0, len(w.Identities)),
-	}
-	if w.CreatedAt != "" {
-		t, err := time.Parse(time.RFC3339Nano, w.CreatedAt)
-		if err != nil {
-			return linking.User{}, fmt.Errorf("created_at: %w", err)
-		}
-		u.CreatedAt = t
-	}
-	for i, wi := range w.Identities {
-		id, err := identityUserID(wi.UserID)
-		if err != nil {
-			return linking.User{}, fmt.Errorf("identities[%d].user_id: %w", i, err)
-		}
-		if wi.Provider == "" || id == "" {
-			return linking.User{}, fmt.Errorf("identities[%d]: no provider or user_id", i)
-		}
-		u.Identities = append(u.Identities, linking.Identity{
-			Provider:    wi.Provider,
-			UserID:      id,
-			Connection:  wi.Connection,
-			IsSocial:    wi.IsSocial,
-			ProfileData: wi.ProfileData,
-		})
-	}
-	if len(u.Identities) == 0 {
-		return linking.User{}, fmt.Errorf("user %q has no identities", u.ID)
-	}
-	return u, nil
-}
-
-// identityUserID decodes an identity's user_id, a JSON string or number.
-func identityUserID(raw json.RawMessage) (string, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		return "", nil
-	}
-	if raw[0] == '"' {
-		var s string
-		err := json.Unmarshal(raw, &s)
-		return s, err
-	}
-	var n json.Number
-	if err := json.Unmarshal(raw, &n); err != nil {
-		return "", err
-	}
-	return n.String(), nil
+	bare := w.User
+	bare.UserMetadata, bare.AppMetadata = nil, nil
+	return bare.ToUser()
 }
 
 // fullUser converts w with its metadata.
 func (w *wireUser) fullUser() (linking.User, error) {
-	u, err := w.user()
-	if err != nil {
-		return u, err
-	}
-	if u.UserMetadata, err = decodeMetadata(w.UserMetadata); err != nil {
-		return u, fmt.Errorf("user_metadata: %w", err)
-	}
-	if u.AppMetadata, err = decodeMetadata(w.AppMetadata); err != nil {
-		return u, fmt.Errorf("app_metadata: %w", err)
-	}
-	return u, nil
+	return w.ToUser()
 }
 
-// decodeMetadata decodes a metadata object, keeping numbers as json.Number so
-// that they are written back exactly. Absent or null is nil.
-func decodeMetadata(raw json.RawMessage) (map[string]any, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
-	}
-	d := json.NewDecoder(bytes.NewReader(raw))
-	d.UseNumber()
-	var m map[string]any
-	if err := d.Decode(&m); err != nil {
-		return nil, err
-	}
-	return m, nil
-}
-
-// toWire converts u to its exported form.
+// toWire converts u to its exported form, and refuses a user that would not
+// read back (without a user_id or identities).
 func toWire(u linking.User) (wireUser, error) {
-	w := wireUser{
-		UserID:        u.ID,
-		Email:         u.Email,
-		EmailVerified: u.EmailVerified,
-		Blocked:       u.Blocked,
-		Identities:    make([]wireIdentity, 0, len(u.Identities)),
-	}
-	if !u.CreatedAt.IsZero() {
-		w.CreatedAt = u.CreatedAt.UTC().Format(time.RFC3339Nano)
-	}
-	for _, id := range u.Identities {
-		w.Identities = append(w.Identities, wireIdentity{
-			Provider:    id.Provider,
-			UserID:      json.RawMessage(strconv.Quote(id.UserID)),
-			Connection:  id.Connection,
-			IsSocial:    id.IsSocial,
-			ProfileData: id.ProfileData,
-		})
-	}
-	var err error
-	if len(u.UserMetadata) > 0 {
-		if w.UserMetadata, err = json.Marshal(u.UserMetadata); err != nil {
-			return w, fmt.Errorf("user_metadata of %q: %w", u.ID, err)
-		}
-	}
-	if len(u.AppMetadata) > 0 {
-		if w.AppMetadata, err = json.Marshal(u.AppMetadata); err != nil {
-			return w, fmt.Errorf("app_metadata of %q: %w", u.ID, err)
-		}
+	w := wireUser{User: auth0wire.FromUser(u)}
+	if _, err := w.user(); err != nil {
+		return w, fmt.Errorf("user %q: %w", u.ID, err)
 	}
 	return w, nil
 }
@@ -234,14 +113,9 @@ var errStop = errors.New("backfill: stop")
 // must not keep raw or w. An error of fn ends the read and is returned as it
 // is.
 func readWire(r io.Reader, decode decoder, fn func(line int, raw []byte, w *wireUser) error) error {
-	br := bufio.NewReaderSize(r, 1<<16)
-	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return &LineError{Input: "export", Line: 1, Err: fmt.Errorf("gzip: %w", err)}
-		}
-		defer zr.Close()
-		br = bufio.NewReaderSize(zr, 1<<16)
+	br, err := auth0wire.Gunzip(r)
+	if err != nil {
+		return &LineError{Input: "export", Line: 1, Err: err}
 	}
 	first, err := firstByte(br)
 	if err != nil {
@@ -276,12 +150,12 @@ func firstByte(br *bufio.Reader) (byte, error) {
 func readArray(r io.Reader, decode decoder, fn func(line int, raw []byte, w *wireUser) error) error {
 	d := json.NewDecoder(r)
 	if _, err := d.Token(); err != nil {
-		return &LineError{Input: "export", Line: 1, Err: jsonProblem(err)}
+		return &LineError{Input: "export", Line: 1, Err: auth0wire.Explain(err)}
 	}
 	for n := 1; d.More(); n++ {
 		var raw json.RawMessage
 		if err := d.Decode(&raw); err != nil {
-			return &LineError{Input: "export", Line: n, Err: jsonProblem(err)}
+			return &LineError{Input: "export", Line: n, Err: auth0wire.Explain(err)}
 		}
 		var w wireUser
 		if err := decode(raw, &w); err != nil {
@@ -326,12 +200,4 @@ func readProblem(err error) error {
 		return fmt.Errorf("truncated input: %w", err)
 	}
 	return err
-}
-
-// jsonProblem words a JSON decoding error.
-func jsonProblem(err error) error {
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("truncated JSON: %w", err)
-	}
-	return fmt.Errorf("malformed JSON: %w", err)
 }

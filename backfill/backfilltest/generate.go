@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/idlink/linking"
+	"github.com/idlink/linking/internal/auth0wire"
 )
 
 // Kind is a kind of seeded duplicate group.
@@ -294,26 +295,6 @@ func (s Spec) Expected() Expected {
 	return e
 }
 
-// exportUser is a user as Auth0's users-exports job writes it.
-type exportUser struct {
-	UserID        string           `json:"user_id"`
-	Email         string           `json:"email,omitempty"`
-	EmailVerified bool             `json:"email_verified"`
-	Identities    []exportIdentity `json:"identities"`
-	CreatedAt     string           `json:"created_at"`
-	Blocked       bool             `json:"blocked,omitempty"`
-	UserMetadata  map[string]any   `json:"user_metadata,omitempty"`
-	AppMetadata   map[string]any   `json:"app_metadata,omitempty"`
-}
-
-type exportIdentity struct {
-	Provider    string         `json:"provider"`
-	UserID      string         `json:"user_id"`
-	Connection  string         `json:"connection"`
-	IsSocial    bool           `json:"isSocial"`
-	ProfileData map[string]any `json:"profileData,omitempty"`
-}
-
 // ExportWriter writes users as Auth0's users-exports job does: one JSON
 // object per line. Call Flush at the end.
 type ExportWriter struct {
@@ -332,22 +313,7 @@ func NewExportWriter(w io.Writer) *ExportWriter {
 
 // Write writes one user.
 func (x *ExportWriter) Write(u linking.User) error {
-	e := exportUser{
-		UserID:        u.ID,
-		Email:         u.Email,
-		EmailVerified: u.EmailVerified,
-		CreatedAt:     u.CreatedAt.UTC().Format("2006-01-02T15:04:05.000Z"),
-		Blocked:       u.Blocked,
-		UserMetadata:  u.UserMetadata,
-		AppMetadata:   u.AppMetadata,
-	}
-	for _, id := range u.Identities {
-		e.Identities = append(e.Identities, exportIdentity{
-			Provider: id.Provider, UserID: id.UserID, Connection: id.Connection,
-			IsSocial: id.IsSocial, ProfileData: id.ProfileData,
-		})
-	}
-	return x.enc.Encode(e)
+	return x.enc.Encode(auth0wire.FromUser(u))
 }
 
 // Flush writes what is buffered.

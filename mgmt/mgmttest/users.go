@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/idlink/linking"
+	"github.com/idlink/linking/internal/auth0wire"
 	"github.com/idlink/linking/linkingtest"
 )
 
@@ -369,7 +370,7 @@ func (e *Emulator) link(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "Linking with an ID token (link_with) is not supported by the emulator.")
 		return
 	}
-	var userID identityUserID
+	var userID auth0wire.IdentityUserID
 	if body.Provider == "" || len(body.UserID) == 0 || json.Unmarshal(body.UserID, &userID) != nil || userID == "" {
 		badRequest(w, "Payload validation error: 'Missing required property: provider or user_id'.")
 		return

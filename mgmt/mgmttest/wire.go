@@ -1,7 +1,6 @@
 package mgmttest
 
 import (
-	"bytes"
 	"crypto/md5"
 	"encoding/hex"
 	"encoding/json"
@@ -15,80 +14,35 @@ import (
 	"time"
 
 	"github.com/idlink/linking"
+	"github.com/idlink/linking/internal/auth0wire"
 )
 
-// user is a user as the Management API sends it (GET /api/v2/users/{id}).
-// Name, Nickname and Picture are derived from the email, as Auth0 does for
-// users created without them; they are not stored.
+// user is a user as the Management API sends it (GET /api/v2/users/{id}):
+// the shared wire form, with blocked always sent, and the members Auth0
+// adds. Name, Nickname and Picture are derived from the email, as Auth0 does
+// for users created without them; they are not stored.
 type user struct {
-	UserID        string         `json:"user_id"`
-	Email         string         `json:"email,omitempty"`
-	EmailVerified bool           `json:"email_verified"`
-	Name          string         `json:"name,omitempty"`
-	Nickname      string         `json:"nickname,omitempty"`
-	Picture       string         `json:"picture,omitempty"`
-	Identities    []identity     `json:"identities"`
-	CreatedAt     jsonTime       `json:"created_at"`
-	UpdatedAt     jsonTime       `json:"updated_at"`
-	Blocked       bool           `json:"blocked"`
-	AppMetadata   map[string]any `json:"app_metadata,omitempty"`
-	UserMetadata  map[string]any `json:"user_metadata,omitempty"`
-}
-
-// identity is an identity as the Management API sends it, in a user's
-// identities or as the answer to a link or an unlink.
-type identity struct {
-	ProfileData map[string]any `json:"profileData,omitempty"`
-	Connection  string         `json:"connection"`
-	UserID      identityUserID `json:"user_id"`
-	Provider    string         `json:"provider"`
-	IsSocial    bool           `json:"isSocial"`
-}
-
-// identityUserID is an identity's user_id. Auth0 sends some as JSON
-// numbers; they decode to their exact decimal string.
-type identityUserID string
-
-// UnmarshalJSON accepts a JSON string or number.
-func (id *identityUserID) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err == nil {
-		*id = identityUserID(s)
-		return nil
-	}
-	var n json.Number
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	if err := d.Decode(&n); err != nil {
-		return fmt.Errorf("mgmttest: identity user_id %s: want a string or a number", b)
-	}
-	*id = identityUserID(n.String())
-	return nil
+	auth0wire.User
+	// Blocked hides the User's, which leaves false out.
+	Blocked   bool   `json:"blocked"`
+	Name      string `json:"name,omitempty"`
+	Nickname  string `json:"nickname,omitempty"`
+	Picture   string `json:"picture,omitempty"`
+	UpdatedAt string `json:"updated_at"`
 }
 
 // jsonTime is a timestamp as Auth0 writes it: RFC 3339 in UTC with
 // milliseconds, e.g. "2023-01-25T19:00:58.788Z".
 type jsonTime time.Time
 
-const timeLayout = "2006-01-02T15:04:05.000Z"
-
 // MarshalJSON writes t in Auth0's layout.
 func (t jsonTime) MarshalJSON() ([]byte, error) {
-	return json.Marshal(time.Time(t).UTC().Format(timeLayout))
+	return json.Marshal(apiTime(time.Time(t)))
 }
 
-// UnmarshalJSON reads any RFC 3339 time.
-func (t *jsonTime) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	parsed, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return err
-	}
-	*t = jsonTime(parsed)
-	return nil
+// apiTime writes t as the Management API does: to the millisecond.
+func apiTime(t time.Time) string {
+	return auth0wire.FormatTime(t.Truncate(time.Millisecond))
 }
 
 // newUser returns u as the Management API sends it, last updated at updated
@@ -97,16 +51,9 @@ func newUser(u linking.User, updated time.Time) user {
 	if updated.IsZero() {
 		updated = u.CreatedAt
 	}
-	w := user{
-		UserID:        u.ID,
-		Email:         u.Email,
-		EmailVerified: u.EmailVerified,
-		Identities:    newIdentities(u.Identities),
-		CreatedAt:     jsonTime(u.CreatedAt),
-		UpdatedAt:     jsonTime(updated),
-		Blocked:       u.Blocked,
-		AppMetadata:   u.AppMetadata,
-		UserMetadata:  u.UserMetadata,
+	w := user{User: auth0wire.FromUser(u), Blocked: u.Blocked, UpdatedAt: apiTime(updated)}
+	if !u.CreatedAt.IsZero() {
+		w.CreatedAt = apiTime(u.CreatedAt)
 	}
 	if u.Email != "" {
 		w.Name = u.Email
@@ -128,24 +75,10 @@ func initials(s string) string {
 	return s
 }
 
-func newIdentities(ids []linking.Identity) []identity {
-	out := make([]identity, 0, len(ids))
-	for _, id := range ids {
-		out = append(out, identity{
-			ProfileData: id.ProfileData,
-			Connection:  id.Connection,
-			UserID:      identityUserID(id.UserID),
-			Provider:    id.Provider,
-			IsSocial:    id.IsSocial,
-		})
-	}
-	return out
-}
-
 // identitiesAnswer returns the identities of primary as Auth0 answers a link
 // or an unlink: the main identity, too, carries the user's profile.
-func identitiesAnswer(primary linking.User) []identity {
-	ids := newIdentities(primary.Identities)
+func identitiesAnswer(primary linking.User) []auth0wire.Identity {
+	ids := auth0wire.FromUser(primary).Identities
 	if len(ids) > 0 && ids[0].ProfileData == nil {
 		profile := map[string]any{"email_verified": primary.EmailVerified}
 		if primary.Email != "" {
@@ -156,49 +89,54 @@ func identitiesAnswer(primary linking.User) []identity {
 	return ids
 }
 
-// linkingUser returns w as a linking.User. Every identity is kept; the first
-// is the user's main identity.
-func (w user) linkingUser() linking.User {
-	u := linking.User{
-		ID:            w.UserID,
-		Email:         w.Email,
-		EmailVerified: w.EmailVerified,
-		CreatedAt:     time.Time(w.CreatedAt).UTC(),
-		Blocked:       w.Blocked,
-		AppMetadata:   w.AppMetadata,
-		UserMetadata:  w.UserMetadata,
-	}
-	for _, id := range w.Identities {
-		u.Identities = append(u.Identities, linking.Identity{
-			Provider:    id.Provider,
-			UserID:      string(id.UserID),
-			Connection:  id.Connection,
-			IsSocial:    id.IsSocial,
-			ProfileData: id.ProfileData,
-		})
-	}
-	return u
-}
-
-// ReadUsers reads a JSON array of users shaped as GET /api/v2/users returns
-// them, e.g. a seed file for an Emulator's tenant. Every user needs a user_id
-// and identities whose first one makes that user_id.
+// ReadUsers reads users for an Emulator's tenant: a JSON array of users as
+// GET /api/v2/users returns them, or an Auth0 user export, one user per line,
+// as Auth0's users-exports job (and mgmt.Store.ExportUsers) makes it; either
+// one gzipped or not (told by gzip's magic bytes). Every user needs a
+// user_id and identities whose first one makes that user_id. Numbers in
+// metadata are json.Number values.
 func ReadUsers(r io.Reader) ([]linking.User, error) {
-	var ws []user
-	d := json.NewDecoder(r)
-	d.UseNumber()
-	if err := d.Decode(&ws); err != nil {
+	br, err := auth0wire.Gunzip(r)
+	if err != nil {
 		return nil, fmt.Errorf("mgmttest: read users: %w", err)
 	}
-	users := make([]linking.User, 0, len(ws))
-	for i, w := range ws {
-		u := w.linkingUser()
-		if len(u.Identities) == 0 || u.Identities[0].UserIDOf() != u.ID {
-			return nil, fmt.Errorf("mgmttest: read users: user %d (%q): want identities whose first one is %q", i, u.ID, u.ID)
+	var users []linking.User
+	add := func(raw []byte) error {
+		var w auth0wire.User
+		if err := auth0wire.Decode(raw, &w); err != nil {
+			return err
+		}
+		u, err := w.ToUser()
+		if err != nil {
+			return err
+		}
+		if u.Identities[0].UserIDOf() != u.ID {
+			return fmt.Errorf("user %q: want identities whose first one is %q", u.ID, u.ID)
 		}
 		users = append(users, u)
+		return nil
 	}
-	return users, nil
+	// A JSON array is one value, an export a value per line.
+	d := json.NewDecoder(br)
+	for {
+		var raw json.RawMessage
+		if err := d.Decode(&raw); err == io.EOF {
+			return users, nil
+		} else if err != nil {
+			return nil, fmt.Errorf("mgmttest: read users: after user %d: %w", len(users), auth0wire.Explain(err))
+		}
+		items := []json.RawMessage{raw}
+		if raw[0] == '[' {
+			if err := json.Unmarshal(raw, &items); err != nil {
+				return nil, fmt.Errorf("mgmttest: read users: %w", auth0wire.Explain(err))
+			}
+		}
+		for _, item := range items {
+			if err := add(item); err != nil {
+				return nil, fmt.Errorf("mgmttest: read users: user %d: %w", len(users)+1, err)
+			}
+		}
+	}
 }
 
 // apiError is Auth0's error body.

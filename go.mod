@@ -8,6 +8,7 @@ require (
 	golang.org/x/net v0.38.0
 	golang.org/x/oauth2 v0.32.0
 	golang.org/x/sync v0.19.0
+	golang.org/x/time v0.14.0
 )
 
 require (

@@ -6,27 +6,24 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // bucket is a token bucket: rate tokens per second, at most burst saved. A
-// call takes one token, waiting for it when there is none.
+// call takes one token, waiting for it when there is none, and none is given
+// before the end of a pause.
 type bucket struct {
-	rate  float64
-	burst float64
+	limiter *rate.Limiter
 
-	mu     sync.Mutex
-	tokens float64
-	last   time.Time
+	mu sync.Mutex
 	// until is a time before which no token is given (a rate limit reset
 	// the server announced).
 	until time.Time
 }
 
-func newBucket(rate float64, burst int) *bucket {
-	if burst < 1 {
-		burst = 1
-	}
-	return &bucket{rate: rate, burst: float64(burst), tokens: float64(burst)}
+func newBucket(r float64, burst int) *bucket {
+	return &bucket{limiter: rate.NewLimiter(rate.Limit(r), max(burst, 1))}
 }
 
 // wait takes a token, sleeping until one is available or ctx is done.
@@ -46,32 +43,26 @@ func (b *bucket) wait(ctx context.Context) error {
 // before trying again.
 func (b *bucket) reserve(now time.Time) time.Duration {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	if now.Before(b.until) {
-		return b.until.Sub(now)
+	until := b.until
+	b.mu.Unlock()
+	if now.Before(until) {
+		return until.Sub(now)
 	}
-	if !b.last.IsZero() {
-		b.tokens += now.Sub(b.last).Seconds() * b.rate
-		if b.tokens > b.burst {
-			b.tokens = b.burst
-		}
+	r := b.limiter.ReserveN(now, 1)
+	d := r.DelayFrom(now)
+	if d > 0 {
+		r.CancelAt(now) // the token is taken when the wait is over
 	}
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
-		return 0
-	}
-	return time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
+	return d
 }
 
-// pause gives no token before t, and empties the bucket.
+// pause gives no token before t.
 func (b *bucket) pause(t time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if t.After(b.until) {
 		b.until = t
 	}
-	b.tokens = 0
 }
 
 // sleep waits for d or until ctx is done.

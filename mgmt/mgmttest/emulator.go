@@ -38,7 +38,6 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"log/slog"
-	"math"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -48,6 +47,7 @@ import (
 	"time"
 
 	"github.com/idlink/linking/linkingtest"
+	"golang.org/x/time/rate"
 )
 
 // Route names a route of the Emulator, as its http.ServeMux pattern.
@@ -116,7 +116,7 @@ func WithScopes(scopes ...string) Option {
 // it, requests are not limited and carry no X-RateLimit-* headers.
 func WithRateLimit(perSecond float64, burst int) Option {
 	return func(e *Emulator) {
-		e.limit = &bucket{rate: perSecond, burst: float64(burst), tokens: float64(burst)}
+		e.limit = rate.NewLimiter(rate.Limit(perSecond), burst)
 	}
 }
 
@@ -157,7 +157,7 @@ type Emulator struct {
 
 	mu       sync.Mutex
 	latency  time.Duration
-	limit    *bucket // nil: no limit
+	limit    *rate.Limiter // nil: no limit
 	tokens   map[string]time.Time
 	updated  map[string]time.Time // updated_at by user id, when changed through the API
 	requests map[Route]int
@@ -502,45 +502,26 @@ func (e *Emulator) token(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// bucket is a token bucket: it holds up to burst requests and refills at
-// rate per second.
-type bucket struct {
-	rate, burst, tokens float64
-	last                time.Time
-}
-
-// take takes one request from the bucket at now, and reports whether there
-// was one, and the bucket's headers: what is left, and when it is full again.
-func (b *bucket) take(now time.Time) (ok bool, remaining int, reset time.Time) {
-	if !b.last.IsZero() && b.rate > 0 {
-		b.tokens = math.Min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	}
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
-		ok = true
-	}
-	reset = now
-	if b.rate > 0 {
-		reset = now.Add(time.Duration((b.burst - b.tokens) / b.rate * float64(time.Second)))
-	}
-	return ok, int(b.tokens), reset
-}
-
-// rateLimit takes a request from the bucket, if any, sets Auth0's rate
-// limit headers, and reports whether the request may go on.
+// rateLimit takes a request from the limit's bucket, if any, sets Auth0's
+// rate limit headers, and reports whether the request may go on. The headers
+// say how many requests are left in the bucket, and when it is full again.
 func (e *Emulator) rateLimit(w http.ResponseWriter) bool {
-	e.mu.Lock()
 	if e.limit == nil {
-		e.mu.Unlock()
 		return true
 	}
-	ok, remaining, reset := e.limit.take(e.now())
-	limit := int(e.limit.burst)
+	now := e.now()
+	e.mu.Lock() // the headers tell of this request's take, not of another's
+	ok := e.limit.AllowN(now, 1)
+	left := e.limit.TokensAt(now)
 	e.mu.Unlock()
+	burst := e.limit.Burst()
+	reset := now
+	if r := float64(e.limit.Limit()); r > 0 {
+		reset = now.Add(time.Duration((float64(burst) - left) / r * float64(time.Second)))
+	}
 	h := w.Header()
-	h.Set("X-RateLimit-Limit", strconv.Itoa(limit))
-	h.Set("X-RateLimit-Remaining", strconv.Itoa(remaining))
+	h.Set("X-RateLimit-Limit", strconv.Itoa(burst))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(int(left)))
 	// Epoch seconds, rounded up: the bucket is full again by then.
 	h.Set("X-RateLimit-Reset", strconv.FormatInt(reset.Add(time.Second-time.Nanosecond).Unix(), 10))
 	return ok

@@ -6,8 +6,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -161,6 +163,7 @@ type built struct {
 	m      *management.Management
 	client *http.Client
 	tokens *tokenSource
+	budget *budget
 }
 
 // build checks the arguments and builds a go-auth0 client whose requests
@@ -178,19 +181,28 @@ func (cfg *config) build(ctx context.Context, domain, clientID, clientSecret str
 		scheme = "http"
 	}
 	tokens := newTokenSource(ctx, scheme+"://"+domain, clientID, clientSecret, client)
+	b := &budget{}
 	// go-auth0 wraps the client's transport with retries, and with a token
 	// source of its own, which does not tell the token's scopes and retries
 	// every failed token request: give it a placeholder token, which
 	// apiTransport replaces with the token of tokens.
 	api := *client
-	api.Transport = apiTransport{tokens: tokens, base: client.Transport}
+	// The transport sends 429s again itself, as often as the retry
+	// strategy says, within the budget and the deadline.
+	retry := cfg.retry
+	transport := apiTransport{tokens: tokens, budget: b, base: client.Transport}
+	if slices.Contains(retry.Statuses, http.StatusTooManyRequests) {
+		transport.rateLimitedRetries = retry.MaxRetries
+		retry.Statuses = slices.DeleteFunc(slices.Clone(retry.Statuses), func(s int) bool { return s == http.StatusTooManyRequests })
+	}
+	api.Transport = transport
 	mopts := []management.Option{management.WithStaticToken("")}
 	if cfg.insecureHTTP {
 		mopts = append(mopts, management.WithInsecure())
 	}
 	mopts = append(mopts,
 		management.WithClient(&api),
-		management.WithRetryStrategy(cfg.retry),
+		management.WithRetryStrategy(retry),
 	)
 	if cfg.userAgent != "" {
 		mopts = append(mopts, management.WithUserAgent(cfg.userAgent))
@@ -200,7 +212,7 @@ func (cfg *config) build(ctx context.Context, domain, clientID, clientSecret str
 	if err != nil {
 		return built{}, fmt.Errorf("mgmt: %w: %w", ErrConfig, err)
 	}
-	return built{m: m, client: client, tokens: tokens}, nil
+	return built{m: m, client: client, tokens: tokens, budget: b}, nil
 }
 
 // checkArgs refuses an empty or malformed domain and empty credentials.
@@ -259,9 +271,17 @@ func (cfg *config) httpClient() (*http.Client, error) {
 // the call on a configuration error (see callRecord.fail).
 type apiTransport struct {
 	tokens *tokenSource
-	base   http.RoundTripper
+	budget *budget
+	// rateLimitedRetries is how often a 429 is sent again: the retry
+	// strategy's MaxRetries when it retries 429.
+	rateLimitedRetries int
+	base               http.RoundTripper
 }
 
+// RoundTrip sends req when the budget admits it. A 429 answer is sent again
+// (rateLimitedRetries times at most) when the budget admits it before the
+// deadline: go-auth0's own retries would wait for the reset whatever the
+// deadline, so New takes 429 out of them.
 func (t apiTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	rec := callRecordOf(req)
 	tok, err := t.tokens.token(req.Context())
@@ -269,15 +289,33 @@ func (t apiTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		rec.fail(err)
 		return nil, err
 	}
-	req = req.Clone(req.Context()) // a RoundTripper leaves its request as it is
-	tok.SetAuthHeader(req)
-	res, err := t.base.RoundTrip(req)
-	if err != nil {
-		rec.fail(err)
-		return nil, err
+	for attempt := 0; ; attempt++ {
+		seq, err := t.budget.admit(req.Context())
+		if err != nil {
+			rec.fail(err)
+			return nil, err
+		}
+		send := req.Clone(req.Context()) // a RoundTripper leaves its request as it is
+		if attempt > 0 && req.Body != nil && req.GetBody != nil {
+			if send.Body, err = req.GetBody(); err != nil {
+				return nil, err
+			}
+		}
+		tok.SetAuthHeader(send)
+		res, err := t.base.RoundTrip(send)
+		t.budget.observe(seq, res, time.Now())
+		if err != nil {
+			rec.fail(err)
+			return nil, err
+		}
+		if res.StatusCode == http.StatusTooManyRequests && attempt < t.rateLimitedRetries && (req.Body == nil || req.GetBody != nil) {
+			io.Copy(io.Discard, io.LimitReader(res.Body, maxErrorBody))
+			res.Body.Close()
+			continue
+		}
+		if rec != nil && res.StatusCode >= http.StatusBadRequest {
+			rec.answered(readErrorAnswer(res))
+		}
+		return res, nil
 	}
-	if rec != nil && res.StatusCode >= http.StatusBadRequest {
-		rec.answered(readErrorAnswer(res))
-	}
-	return res, nil
 }

@@ -263,20 +263,25 @@ func callRecordOf(req *http.Request) *callRecord {
 	return rec
 }
 
-// fail notes err, an error of an attempt of the call. A configuration error
-// ends the call at once: go-auth0's retries (which try again on every
-// transport error but an untrusted certificate, and would send the refused
-// credentials again) stop waiting when the call's context is canceled.
+// fail notes err, an error of an attempt of the call. A configuration error,
+// or a request the rate budget refused, ends the call at once: go-auth0's
+// retries (which try again on every transport error but an untrusted
+// certificate, and would send the refused credentials again) stop waiting
+// when the call's context is canceled.
 func (r *callRecord) fail(err error) {
 	if r == nil {
 		return
 	}
-	if c := classify(err, errorAnswer{}, false); errors.Is(c, ErrConfig) {
-		r.mu.Lock()
-		r.config = c
-		r.mu.Unlock()
-		r.cancel(c)
+	c := err
+	if !errors.Is(err, linking.ErrRateBudget) {
+		if c = classify(err, errorAnswer{}, false); !errors.Is(c, ErrConfig) {
+			return
+		}
 	}
+	r.mu.Lock()
+	r.config = c
+	r.mu.Unlock()
+	r.cancel(c)
 }
 
 // answered notes an error answer.
@@ -287,7 +292,8 @@ func (r *callRecord) answered(a errorAnswer) {
 }
 
 // result returns the last error answer, or the zero errorAnswer, and the
-// configuration error that ended the call, or nil.
+// error that ended the call (a configuration error, or the rate budget's),
+// or nil.
 func (r *callRecord) result() (errorAnswer, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
@@ -111,12 +112,13 @@ func TestLinkerR1RateLimited(t *testing.T) {
 // X-RateLimit-Reset, for callers that pace themselves (the backfill does).
 func TestRateLimitReset(t *testing.T) {
 	t.Parallel()
-	srv := newServer(t, []linking.User{dbJane}, mgmttest.WithRateLimit(0.5, 1))
+	srv := newServer(t, []linking.User{dbJane})
 	store := srv.Store(t, mgmt.WithRetryStrategy(management.RetryStrategy{}))
 	ctx := context.Background()
 	if _, err := store.UsersByEmail(ctx, dbJane.Email); err != nil {
 		t.Fatalf("first lookup: %v", err)
 	}
+	srv.FailNext(mgmttest.RouteUsersByEmail, 1, http.StatusTooManyRequests)
 	before := time.Now().Truncate(time.Second)
 	_, err := store.UsersByEmail(ctx, dbJane.Email)
 	var apiErr *mgmt.APIError
@@ -129,7 +131,8 @@ func TestRateLimitReset(t *testing.T) {
 }
 
 // TestLinkerR1RateLimitRecovers: the token bucket is empty when the link
-// comes; the SDK waits for X-RateLimit-Reset and the retry links.
+// comes; the Store, pacing itself by the tenant's X-RateLimit headers, waits
+// for the token they promise and links without drawing a 429.
 func TestLinkerR1RateLimitRecovers(t *testing.T) {
 	t.Parallel()
 	srv := newServer(t, []linking.User{dbJane, emailJane}, mgmttest.WithRateLimit(1, 1))
@@ -143,8 +146,8 @@ func TestLinkerR1RateLimitRecovers(t *testing.T) {
 	if r.Action != linking.ActionLink || r.PrimaryUserID != dbJane.ID {
 		t.Errorf("Link: got %v into %q, want link into %q", r.Action, r.PrimaryUserID, dbJane.ID)
 	}
-	if got := srv.Requests(mgmttest.RouteLink); got != 2 {
-		t.Errorf("link requests: got %d, want 2 (429, then 201)", got)
+	if got := srv.Requests(mgmttest.RouteLink); got != 1 {
+		t.Errorf("link requests: got %d, want 1 (no 429)", got)
 	}
 }
 

@@ -1,0 +1,194 @@
+package mgmt
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/idlink/linking"
+)
+
+// budget paces the requests of one Store by the tenant's own rate limit, as
+// the tenant reports it on every answer: X-RateLimit-Limit (the bucket's
+// size), X-RateLimit-Remaining (what is left after the request) and
+// X-RateLimit-Reset (epoch seconds by which the bucket is full again). The
+// tenant's bucket is shared by every process that calls it, so the headers
+// are the only truth all of them see: each Store keeps its own estimate of
+// the bucket, sets it from each answer, takes a token from it for each
+// request, and refills it at the rate the headers imply. Replicas that pace
+// themselves this way stay within the tenant's limit together, without a
+// shared store, because each answer tells each of them what the others
+// spent.
+//
+// A request goes only while the estimate holds a token beyond its priority's
+// reserve: links, reads-back and writes keep one token spare, lookups more,
+// so that writes go first and other replicas' requests in flight fit. A
+// request that would have to wait past its deadline is refused at once with
+// linking.ErrRateBudget: nothing is sent. Before the first answer with
+// headers, and for a tenant that sends none, requests go unpaced.
+type budget struct {
+	mu     sync.Mutex
+	known  bool      // an answer carried the headers
+	limit  float64   // the bucket's size
+	tokens float64   // the estimate at at, after our requests sent since
+	at     time.Time //
+	rate   float64   // tokens per second; 0 while unknown
+	until  time.Time // after a 429 whose rate is unknown: no request before
+	sent   uint64    // requests sent
+	latest uint64    // the request whose answer set the estimate
+	sentAt map[uint64]time.Time
+}
+
+// priority orders the requests that wait for the budget.
+type priority int
+
+const (
+	// priorityWrite: links, reads-back after a link, metadata writes.
+	priorityWrite priority = iota
+	// priorityLookup: lookups of a login's email, which a batch may serve.
+	priorityLookup
+)
+
+// reserve is how many tokens a request of priority p leaves in the bucket.
+func (p priority) reserve() float64 {
+	if p == priorityLookup {
+		return 3
+	}
+	return 1
+}
+
+type priorityKey struct{}
+
+// withPriority marks ctx's requests with priority p; unmarked requests are
+// writes.
+func withPriority(ctx context.Context, p priority) context.Context {
+	return context.WithValue(ctx, priorityKey{}, p)
+}
+
+func priorityOf(ctx context.Context) priority {
+	p, _ := ctx.Value(priorityKey{}).(priority)
+	return p
+}
+
+// deadlineOf returns until when a request of ctx may wait for the budget: for
+// a lookup, as long as the callers of the Linker's work still wait
+// (linking.WaitDeadline); otherwise ctx's deadline.
+func deadlineOf(ctx context.Context) (time.Time, bool) {
+	if priorityOf(ctx) == priorityLookup {
+		if d, ok := linking.WaitDeadline(ctx); ok {
+			return d, true
+		}
+	}
+	return ctx.Deadline()
+}
+
+// available returns the estimated tokens at now. b.mu must be held.
+func (b *budget) available(now time.Time) float64 {
+	return min(b.limit, b.tokens+b.rate*now.Sub(b.at).Seconds())
+}
+
+// wait returns how long a request of priority p must wait at now, 0 to go.
+// b.mu must be held.
+func (b *budget) wait(p priority, now time.Time) time.Duration {
+	if !b.known {
+		return 0
+	}
+	if now.Before(b.until) {
+		return b.until.Sub(now)
+	}
+	// Tiny buckets (a free tenant's) cannot spare a reserve.
+	need := max(1, min(1+p.reserve(), b.limit-1))
+	have := b.available(now)
+	switch {
+	case have >= need:
+		return 0
+	case b.rate <= 0:
+		return time.Second
+	}
+	return time.Duration((need - have) / b.rate * float64(time.Second))
+}
+
+// admit waits until a request of ctx may go, takes its token, and returns
+// the request's number for observe. It returns an error wrapping
+// linking.ErrRateBudget, at once, when the wait would end after the request's
+// deadline (deadlineOf), and ctx's error when ctx is done first.
+func (b *budget) admit(ctx context.Context) (uint64, error) {
+	p := priorityOf(ctx)
+	deadline, hasDeadline := deadlineOf(ctx)
+	for {
+		now := time.Now()
+		b.mu.Lock()
+		d := b.wait(p, now)
+		if d == 0 {
+			b.tokens = b.available(now) - 1
+			b.at = now
+			b.sent++
+			seq := b.sent
+			if b.sentAt == nil {
+				b.sentAt = make(map[uint64]time.Time)
+			}
+			b.sentAt[seq] = now
+			b.mu.Unlock()
+			return seq, nil
+		}
+		b.mu.Unlock()
+		if hasDeadline && now.Add(d).After(deadline) {
+			return 0, fmt.Errorf("mgmt: the tenant's rate budget frees a request in %v, after the deadline: %w",
+				d.Round(time.Millisecond), linking.ErrRateBudget)
+		}
+		// Others may take the token meanwhile: look again, often.
+		t := time.NewTimer(min(d, 50*time.Millisecond))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return 0, context.Cause(ctx)
+		case <-t.C:
+		}
+	}
+}
+
+// observe applies the answer to request seq, received at now: its
+// rate-limit headers, or its status 429.
+func (b *budget) observe(seq uint64, res *http.Response, now time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	sentAt, ok := b.sentAt[seq]
+	delete(b.sentAt, seq)
+	if !ok || res == nil {
+		return
+	}
+	limit, errL := strconv.ParseFloat(res.Header.Get("X-RateLimit-Limit"), 64)
+	remaining, errR := strconv.ParseFloat(res.Header.Get("X-RateLimit-Remaining"), 64)
+	resetSec, errT := strconv.ParseInt(res.Header.Get("X-RateLimit-Reset"), 10, 64)
+	if errL != nil || errR != nil || errT != nil || limit <= 0 {
+		if res.StatusCode == http.StatusTooManyRequests && b.known {
+			b.tokens, b.at = 0, now
+		}
+		return
+	}
+	reset := time.Unix(resetSec, 0)
+	// The bucket was full again by reset, counted from when the tenant
+	// took this request, which is after sentAt: the rate is at least this.
+	if remaining < limit && reset.After(sentAt) {
+		b.rate = max(b.rate, (limit-remaining)/reset.Sub(sentAt).Seconds())
+	}
+	b.known, b.limit = true, limit
+	if res.StatusCode == http.StatusTooManyRequests {
+		// The bucket is empty, whatever came since.
+		if b.rate <= 0 {
+			b.until = reset
+		}
+		b.latest = max(b.latest, seq)
+		b.tokens, b.at = -float64(b.sent-seq), now
+		return
+	}
+	if seq > b.latest {
+		// Requests sent after this one are not in remaining yet.
+		b.latest = seq
+		b.tokens = remaining - float64(b.sent-seq)
+		b.at = now
+	}
+}

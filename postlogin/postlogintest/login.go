@@ -1,16 +1,29 @@
-// Package postlogintest models Auth0's login pipeline around a post-login
-// Action, for tests that run an Action end to end: LoginFlow picks or creates
-// the login's user as Auth0 does, Transaction.Event builds the event the
-// Action receives, and Transaction.Finish applies what the Action asked of its
-// api object by Auth0's rules (setPrimaryUser at most once, deny, metadata
-// dropped when setPrimaryUser was called) and says how the login ended: the
-// user the tokens are issued for, or why Auth0 fails the login. The Action
-// itself runs outside, in Node.js; what it called comes back as an ActionRun.
+// Package postlogintest emulates Auth0's login pipeline around a post-login
+// Action, for tests that run an Action end to end.
+//
+// LoginFlow models the login transaction: it picks or creates the login's
+// user as Auth0 does, Transaction.Input builds what the Action's execution
+// receives, and Transaction.Finish applies what the Action asked of its api
+// object by Auth0's rules (setPrimaryUser at most once, deny, metadata
+// dropped when setPrimaryUser was called, api.redirect.sendUserTo suspending
+// the login until /continue) and says how the login ended: the user the
+// tokens are issued for, or why Auth0 fails the login. The Action itself runs
+// outside, in Node.js (NodeAction, with testdata/run-action.js); what it
+// called comes back as an ActionRun.
+//
+// Emulator is the pipeline emulator: one Auth0 tenant on one origin. It
+// serves the Authentication API (OpenID Connect discovery, JWKS, /authorize
+// with a login page a browser can fill in, /oauth/token with PKCE, and
+// /continue) over a LoginFlow, and the Management API of a mgmttest.Emulator,
+// so that a browser, an OpenID Connect relying party, go-auth0 and the Action
+// all see one tenant URL. Every login at /authorize goes through the
+// pipeline: the Action runs for it, whatever the client. Server runs an
+// Emulator over HTTPS on loopback.
 //
 // It is to postlogin what mgmttest is to mgmt: mgmttest emulates the
-// Management API that the decision service calls, postlogintest models the
-// login that the Action runs in. Both work over a linkingtest.Tenant, and
-// the model never sends a Management API request.
+// Management API that the decision service calls, postlogintest the login
+// that the Action runs in. Both work over one linkingtest.Tenant; the
+// login model itself never sends a Management API request.
 package postlogintest
 
 import (
@@ -20,6 +33,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -43,29 +60,65 @@ var (
 	// hold the identity the person authenticated with.
 	ErrIdentityNotHeld = errors.New("postlogintest: login failed: the login's user does not hold the identity used")
 	// ErrSetPrimaryUser: the Action called setPrimaryUser against Auth0's
-	// rules: more than once, or with an id that is not a string of 1 to
-	// MaxPrimaryUserIDLen characters.
+	// rules: more than once in the transaction (onExecutePostLogin and
+	// onContinuePostLogin together), or with an id that is not a string of
+	// 1 to MaxPrimaryUserIDLen characters.
 	ErrSetPrimaryUser = errors.New("postlogintest: login failed: invalid call of api.authentication.setPrimaryUser")
 	// ErrAccessDenied: the Action called api.access.deny.
 	ErrAccessDenied = errors.New("postlogintest: login denied by the Action")
-	// ErrActionFailed: the Action threw an error.
+	// ErrActionFailed: the Action threw an error (api.redirect.validateToken
+	// throws when it refuses the token), or ran out of time.
 	ErrActionFailed = errors.New("postlogintest: login failed: the Action threw an error")
+	// ErrRedirectNotAllowed: the Action called api.redirect.sendUserTo in a
+	// login that cannot redirect (Transaction.CanRedirect is false), or with
+	// a URL that is not absolute http(s). Auth0 answers such a silent login
+	// with interaction_required; the model fails the login either way.
+	ErrRedirectNotAllowed = errors.New("postlogintest: login failed: interaction_required: the Action redirected a login that cannot redirect")
 )
 
-// The post-login api methods that LoginFlow applies, as named in
-// ActionCall.Method.
+// ErrInvalidState is the error of LoginFlow.Continue when the /continue
+// request's state names no suspended login: unknown, or already used (a
+// state resumes its login once).
+var ErrInvalidState = errors.New("postlogintest: /continue: invalid_request: the state names no login waiting to continue")
+
+// The post-login api methods, as named in ActionCall.Method. Finish applies
+// the first five; the other three are answered by the runtime (run-action.js)
+// during the execution and recorded for the test to see.
 const (
 	APISetPrimaryUser  = "authentication.setPrimaryUser"
 	APIDeny            = "access.deny"
 	APISetAppMetadata  = "user.setAppMetadata"
 	APISetUserMetadata = "user.setUserMetadata"
+	// APISendUserTo suspends the login once the execution ends and sends
+	// the person to its URL (LoginResult.Redirect).
+	APISendUserTo = "redirect.sendUserTo"
+	// APICanRedirect, APIEncodeToken and APIValidateToken record their
+	// answer in ActionCall.Result, or what they threw in ActionCall.Error.
+	APICanRedirect   = "redirect.canRedirect"
+	APIEncodeToken   = "redirect.encodeToken"
+	APIValidateToken = "redirect.validateToken"
 )
+
+// The functions of a post-login Action that Auth0 calls, as named in
+// ActionInput.Function.
+const (
+	// OnExecutePostLogin runs first, for every login.
+	OnExecutePostLogin = "onExecutePostLogin"
+	// OnContinuePostLogin runs when the person comes back to /continue
+	// after the Action sent them away with api.redirect.sendUserTo.
+	OnContinuePostLogin = "onContinuePostLogin"
+)
+
+// ExecutionLimit is how long one execution of an Action may run: Auth0
+// gives onExecutePostLogin and onContinuePostLogin 20 s each.
+const ExecutionLimit = 20 * time.Second
 
 // LoginFlow models Auth0's login transaction around a post-login Action,
 // over a tenant, for tests that run an Action end to end: Auth0 picks or
 // creates the login's user, builds the event the Action sees, runs the
 // Action (the test does that, in Node.js), and then applies what the Action
-// asked of its api object by Auth0's rules.
+// asked of its api object by Auth0's rules. A login the Action redirected
+// waits for its /continue request (Continue).
 //
 // Use the Tenant of the mgmttest Emulator the Action's service talks to, so
 // that what the service changes through the Management API is what the next
@@ -83,14 +136,23 @@ type LoginFlow struct {
 	// passwordless login creates. Nil makes 24 random hex digits, the
 	// shape of Auth0's ids.
 	NewUserID func() string
+	// Domain is the tenant's domain, e.g. "dev-abc.us.auth0.com" or
+	// "127.0.0.1:41234": event.request.hostname, and the iss of the tokens
+	// api.redirect.encodeToken makes. Empty leaves both out.
+	Domain string
 
-	mu sync.Mutex // orders the look-up and creation of a login's user
+	mu        sync.Mutex              // orders the look-up and creation of a login's user
+	suspended map[string]*Transaction // logins waiting at /continue, by state
 }
 
 // Transaction is one login in progress: the user Auth0 made its subject,
 // before the Action runs, and the identity the person authenticated with.
-// Build the Action's event with Event, run the Action, and end the login
-// with Finish. A Transaction is not safe for concurrent use.
+// Build the Action's input with Input, run the Action, and end the login
+// with Finish; a login the Action redirected is resumed by LoginFlow.Continue
+// and ended by a second Input, run and Finish.
+//
+// Set Client, Protocol and Prompt, if at all, before the first Input. The
+// methods are safe for concurrent use.
 type Transaction struct {
 	// ID is the transaction's id (event.transaction.id).
 	ID string
@@ -103,10 +165,44 @@ type Transaction struct {
 	User linking.User
 	// Created reports that Auth0 created User for this login.
 	Created bool
+	// Client is the application the person signs in to (event.client).
+	// The zero value stands for DefaultClient.
+	Client EventClient
+	// Protocol is event.transaction.protocol; empty stands for
+	// "oidc-basic-profile", a browser login. "oauth2-refresh-token",
+	// "oauth2-resource-owner", "oauth2-password" and
+	// "oauth2-resource-owner-jwt-bearer" are logins without a browser.
+	Protocol string
+	// Prompt is the prompt of the authorization request
+	// (event.transaction.prompt), e.g. ["none"] for a silent login.
+	Prompt []string
 
-	flow     *LoginFlow
-	finished bool
+	flow *LoginFlow
+
+	mu      sync.Mutex
+	phase   phase
+	state   string       // the state of the /continue request, in phaseContinue
+	request EventRequest // the /continue request, in phaseContinue
+	// What the executions so far asked for, applied when the login ends.
+	primary    string
+	primarySet bool
+	meta       linking.Metadata
+	result     LoginResult
 }
+
+// phase is where a Transaction is in its life.
+type phase int
+
+const (
+	phaseExecute   phase = iota // onExecutePostLogin runs
+	phaseSuspended              // the person was sent away; waiting for /continue
+	phaseContinue               // onContinuePostLogin runs
+	phaseDone                   // the login ended
+)
+
+// DefaultClient is the application of a login whose Transaction.Client is
+// not set.
+var DefaultClient = EventClient{ClientID: "app-client-id", Name: "My App"}
 
 // PasswordlessEmail starts a login with a one-time code sent to email,
 // through the tenant's "email" connection, as Auth0 does: the email is
@@ -191,6 +287,61 @@ func (f *LoginFlow) holder(conn linkingtest.Connection, email string) (linking.U
 	return linking.User{}, linking.Identity{}, false
 }
 
+// Continue resumes the login that the /continue request r names with its
+// state parameter (in the query, or in the form of a POST), as Auth0 does
+// when the person comes back: the login must be waiting at /continue, and a
+// state resumes it once (ErrInvalidState otherwise). The transaction's next
+// Input is then for onContinuePostLogin, with r's method, query and form in
+// event.request; run the Action with it and end the login with Finish.
+func (f *LoginFlow) Continue(r *http.Request) (*Transaction, error) {
+	if err := r.ParseForm(); err != nil {
+		return nil, fmt.Errorf("postlogintest: /continue: %w", err)
+	}
+	state := r.Form.Get("state")
+	f.mu.Lock()
+	tx, ok := f.suspended[state]
+	delete(f.suspended, state)
+	f.mu.Unlock()
+	if !ok || state == "" {
+		return nil, ErrInvalidState
+	}
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		ip = r.RemoteAddr
+	}
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	tx.phase, tx.state = phaseContinue, state
+	tx.request = EventRequest{
+		IP: ip, Method: r.Method, UserAgent: r.UserAgent(), Hostname: f.Domain,
+		Query: firstValues(r.URL.Query()), Body: firstValues(r.PostForm),
+	}
+	return tx, nil
+}
+
+// suspend records that tx waits at /continue with state.
+func (f *LoginFlow) suspend(state string, tx *Transaction) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.suspended == nil {
+		f.suspended = make(map[string]*Transaction)
+	}
+	f.suspended[state] = tx
+}
+
+// firstValues returns the first value of each key of v; nil when v is
+// empty.
+func firstValues(v url.Values) map[string]string {
+	if len(v) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(v))
+	for k := range v {
+		m[k] = v.Get(k)
+	}
+	return m
+}
+
 func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
@@ -240,24 +391,41 @@ type EventClient struct {
 	Name     string `json:"name"`
 }
 
-// EventRequest is event.request.
+// EventRequest is event.request: the request that started the login, or,
+// in onContinuePostLogin, the /continue request.
 type EventRequest struct {
 	IP        string `json:"ip"`
 	Method    string `json:"method"`
 	UserAgent string `json:"user_agent"`
+	// Hostname is the tenant's domain the login goes through.
+	Hostname string `json:"hostname,omitempty"`
+	// Query and Body are the parameters of the /continue request, in
+	// onContinuePostLogin (the first value of each).
+	Query map[string]string `json:"query,omitempty"`
+	Body  map[string]string `json:"body,omitempty"`
 }
 
 // EventTransaction is event.transaction.
 type EventTransaction struct {
-	ID       string `json:"id"`
-	Protocol string `json:"protocol"`
+	ID       string   `json:"id"`
+	Protocol string   `json:"protocol"`
+	Prompt   []string `json:"prompt,omitempty"`
 }
 
-// Event returns the event the post-login Action sees for this login: the
-// login's user as it is before the Action runs, its metadata as empty
-// objects when it has none, the connection used, and a browser login
-// ("oidc-basic-profile") from 127.0.0.1. Secrets is empty.
+// Event returns the event the post-login Action sees in its current
+// execution: the login's user as it was when the login started, its
+// metadata as empty objects when it has none, the connection used, the
+// Client (DefaultClient when unset), and the Protocol ("oidc-basic-profile"
+// when unset) and Prompt; event.request is a request from 127.0.0.1 in
+// onExecutePostLogin, and the /continue request in onContinuePostLogin.
+// Secrets is empty.
 func (tx *Transaction) Event() Event {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	return tx.event()
+}
+
+func (tx *Transaction) event() Event {
 	u := tx.User
 	ev := Event{
 		User: EventUser{
@@ -270,10 +438,19 @@ func (tx *Transaction) Event() Event {
 			UserMetadata:  orEmpty(u.UserMetadata),
 		},
 		Connection:  EventConnection{ID: tx.Connection.ID, Name: tx.Connection.Name, Strategy: tx.Connection.Strategy},
-		Client:      EventClient{ClientID: "app-client-id", Name: "My App"},
-		Request:     EventRequest{IP: "127.0.0.1", Method: "POST", UserAgent: "Mozilla/5.0"},
-		Transaction: EventTransaction{ID: tx.ID, Protocol: "oidc-basic-profile"},
+		Client:      tx.Client,
+		Request:     EventRequest{IP: "127.0.0.1", Method: "POST", UserAgent: "Mozilla/5.0", Hostname: tx.flow.Domain},
+		Transaction: EventTransaction{ID: tx.ID, Protocol: tx.Protocol, Prompt: slices.Clone(tx.Prompt)},
 		Secrets:     map[string]string{},
+	}
+	if ev.Client == (EventClient{}) {
+		ev.Client = DefaultClient
+	}
+	if ev.Transaction.Protocol == "" {
+		ev.Transaction.Protocol = "oidc-basic-profile"
+	}
+	if tx.phase == phaseContinue {
+		ev.Request = tx.request
 	}
 	for _, id := range u.Identities {
 		ev.User.Identities = append(ev.User.Identities, EventIdentity{
@@ -281,6 +458,53 @@ func (tx *Transaction) Event() Event {
 		})
 	}
 	return ev
+}
+
+// ActionInput is one execution of a post-login Action as Auth0 starts it:
+// which function, its event, and what the runtime's api.redirect needs
+// beyond the event. It is the JSON testdata/run-action.js reads:
+//
+//	{"function":"onContinuePostLogin","event":{...},"can_redirect":true,"state":"..."}
+type ActionInput struct {
+	// Function is OnExecutePostLogin or OnContinuePostLogin.
+	Function string `json:"function"`
+	Event    Event  `json:"event"`
+	// CanRedirect is what api.redirect.canRedirect() answers.
+	CanRedirect bool `json:"can_redirect"`
+	// State is the transaction's state, which api.redirect.validateToken
+	// requires in the token's state claim; onContinuePostLogin only.
+	State string `json:"state,omitempty"`
+}
+
+// Input returns the input of the Action's next execution: onExecutePostLogin
+// with Event, or, once Continue resumed the login, onContinuePostLogin with
+// the /continue request in the event and the state. Set event.secrets
+// before running the Action.
+func (tx *Transaction) Input() ActionInput {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	in := ActionInput{Function: OnExecutePostLogin, Event: tx.event(), CanRedirect: tx.canRedirect()}
+	if tx.phase == phaseContinue {
+		in.Function, in.State = OnContinuePostLogin, tx.state
+	}
+	return in
+}
+
+// nonInteractive are the protocols of logins without a browser to redirect.
+var nonInteractive = []string{"oauth2-refresh-token", "oauth2-resource-owner", "oauth2-password", "oauth2-resource-owner-jwt-bearer"}
+
+// CanRedirect reports whether the Action may send the person away with
+// api.redirect.sendUserTo, as api.redirect.canRedirect() answers: not in a
+// silent login (Prompt holds "none"), a refresh token exchange or a
+// resource owner password grant.
+func (tx *Transaction) CanRedirect() bool {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	return tx.canRedirect()
+}
+
+func (tx *Transaction) canRedirect() bool {
+	return !slices.Contains(tx.Prompt, "none") && !slices.Contains(nonInteractive, tx.Protocol)
 }
 
 // createdAt formats t as Auth0 does in event.user.created_at; "" when t is
@@ -317,73 +541,108 @@ type ActionRun struct {
 type ActionCall struct {
 	// Method is the method's path under api, e.g. APISetPrimaryUser.
 	Method string `json:"method"`
-	// Args are the call's arguments, as JSON.
+	// Args are the call's arguments, as JSON. The secret given to
+	// api.redirect.encodeToken and validateToken is left out.
 	Args []json.RawMessage `json:"args"`
+	// Result is what a method that answers returned, as JSON: the boolean
+	// of canRedirect, the token of encodeToken, the payload of
+	// validateToken.
+	Result json.RawMessage `json:"result,omitempty"`
+	// Error is the message of the error the method threw, e.g. why
+	// validateToken refused the token.
+	Error string `json:"error,omitempty"`
 }
 
-// LoginResult is how a login ended.
+// LoginResult is how a login ended, or that it waits at /continue.
 type LoginResult struct {
 	// Succeeded reports that Auth0 issues tokens: Err is nil.
 	Succeeded bool
 	// Subject is the user the login ends as (the tokens' sub) when it
 	// succeeded, and the subject it had at the end otherwise.
 	Subject string
+	// Redirect is where the Action sent the person with
+	// api.redirect.sendUserTo: its URL, with the query it asked for and
+	// the transaction's state parameter. The login is suspended, neither
+	// succeeded nor failed (Err is nil), until LoginFlow.Continue resumes
+	// it with that state.
+	Redirect string
 	// Denied is the reason given to api.access.deny, when the Action
 	// denied the login.
 	Denied string
-	// MetadataDiscarded reports that the Action set metadata in the same
-	// execution as setPrimaryUser, and Auth0 dropped it.
+	// MetadataDiscarded reports that the Action set metadata in a
+	// transaction in which it called setPrimaryUser, and Auth0 dropped it.
 	MetadataDiscarded bool
 	// Err says why the login failed, wrapping ErrUserNotFound,
-	// ErrIdentityNotHeld, ErrSetPrimaryUser, ErrAccessDenied or
-	// ErrActionFailed; its message is what the application is told. Nil
-	// when the login succeeded.
+	// ErrIdentityNotHeld, ErrSetPrimaryUser, ErrAccessDenied,
+	// ErrActionFailed or ErrRedirectNotAllowed; its message is what the
+	// application is told. Nil when the login succeeded or is suspended.
 	Err error
 }
 
-// Finish ends the login once the Action has run, by Auth0's rules:
+// Finish applies what one execution of the Action did, by Auth0's rules,
+// and ends the login or suspends it:
 //
 //   - an Action that threw fails the login (ErrActionFailed);
 //   - api.access.deny denies it (ErrAccessDenied), whatever else was called;
-//   - setPrimaryUser may be called once, with an id of at most
-//     MaxPrimaryUserIDLen characters (ErrSetPrimaryUser otherwise);
-//   - the final subject is setPrimaryUser's id, or else the login's user;
-//     the login succeeds only if it is an existing user (ErrUserNotFound
-//     otherwise: the seed's symptom when the login's user was linked away)
-//     that holds the identity used (ErrIdentityNotHeld otherwise);
-//   - metadata set with api.user.setAppMetadata or setUserMetadata is
-//     written to the final user, key by key, when the login succeeds, and
-//     discarded when setPrimaryUser was called.
+//   - setPrimaryUser may be called once in the transaction, with an id of
+//     at most MaxPrimaryUserIDLen characters (ErrSetPrimaryUser otherwise);
+//   - api.redirect.sendUserTo suspends the login: LoginResult.Redirect is
+//     the URL (the last call's, with its query and the state), and the
+//     login waits for LoginFlow.Continue; in a login that cannot redirect
+//     (CanRedirect) it fails the login (ErrRedirectNotAllowed);
+//   - otherwise the login ends: the final subject is setPrimaryUser's id,
+//     or else the login's user; the login succeeds only if it is an
+//     existing user (ErrUserNotFound otherwise: the seed's symptom when the
+//     login's user was linked away) that holds the identity used
+//     (ErrIdentityNotHeld otherwise);
+//   - metadata set with api.user.setAppMetadata or setUserMetadata, in any
+//     execution, is written to the final user, key by key, when the login
+//     succeeds, and discarded when setPrimaryUser was called.
 //
 // A failed or denied login is a LoginResult with Err set, and a nil error.
 // Finish returns an error when the Action called an api method the model
-// does not know, when the transaction is already finished, or when the
-// tenant fails to store the metadata.
+// does not know, when the login is not running an execution (it is
+// finished, or waits at /continue), or when the tenant fails to store the
+// metadata; the login then ends.
 func (tx *Transaction) Finish(ctx context.Context, run ActionRun) (LoginResult, error) {
-	if tx.finished {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	switch tx.phase {
+	case phaseDone:
 		return LoginResult{}, fmt.Errorf("postlogintest: transaction %s is already finished", tx.ID)
+	case phaseSuspended:
+		return LoginResult{}, fmt.Errorf("postlogintest: transaction %s waits at /continue: resume it with LoginFlow.Continue first", tx.ID)
 	}
-	tx.finished = true
+	tx.phase = phaseDone
+	res, err := tx.apply(ctx, run)
+	tx.result = res
+	return res, err
+}
+
+// apply is Finish's work, with tx.mu held.
+func (tx *Transaction) apply(ctx context.Context, run ActionRun) (LoginResult, error) {
 	res := LoginResult{Subject: tx.User.ID}
+	if tx.primarySet {
+		res.Subject = tx.primary
+	}
 	if run.Error != "" {
 		res.Err = fmt.Errorf("%w: %s", ErrActionFailed, run.Error)
 		return res, nil
 	}
 
 	var (
-		primary, denied string
-		primarySet      bool
-		deniedSet       bool
-		meta            linking.Metadata
+		denied    string
+		deniedSet bool
+		redirect  *ActionCall
 	)
-	for _, c := range run.Calls {
+	for i, c := range run.Calls {
 		switch c.Method {
 		case APISetPrimaryUser:
 			id, err := stringArg(c, 0)
 			switch {
 			case err != nil:
 				res.Err = fmt.Errorf("%w: %w", ErrSetPrimaryUser, err)
-			case primarySet:
+			case tx.primarySet:
 				res.Err = fmt.Errorf("%w: called more than once in a transaction", ErrSetPrimaryUser)
 			case id == "" || len(id) > MaxPrimaryUserIDLen:
 				res.Err = fmt.Errorf("%w: the id must have 1 to %d characters, got %d", ErrSetPrimaryUser, MaxPrimaryUserIDLen, len(id))
@@ -391,7 +650,7 @@ func (tx *Transaction) Finish(ctx context.Context, run ActionRun) (LoginResult, 
 			if res.Err != nil {
 				return res, nil
 			}
-			primary, primarySet = id, true
+			tx.primary, tx.primarySet = id, true
 		case APIDeny:
 			if !deniedSet {
 				reason, err := stringArg(c, 0)
@@ -411,14 +670,18 @@ func (tx *Transaction) Finish(ctx context.Context, run ActionRun) (LoginResult, 
 					return LoginResult{}, fmt.Errorf("postlogintest: api.%s: value: %w", c.Method, err)
 				}
 			}
-			target := &meta.AppMetadata
+			target := &tx.meta.AppMetadata
 			if c.Method == APISetUserMetadata {
-				target = &meta.UserMetadata
+				target = &tx.meta.UserMetadata
 			}
 			if *target == nil {
 				*target = map[string]any{}
 			}
 			(*target)[key] = value
+		case APISendUserTo:
+			redirect = &run.Calls[i]
+		case APICanRedirect, APIEncodeToken, APIValidateToken:
+			// Answered by the runtime during the execution.
 		default:
 			return LoginResult{}, fmt.Errorf("postlogintest: the Action called api.%s, which LoginFlow does not model", c.Method)
 		}
@@ -428,15 +691,18 @@ func (tx *Transaction) Finish(ctx context.Context, run ActionRun) (LoginResult, 
 		res.Err = fmt.Errorf("%w: %s", ErrAccessDenied, denied)
 		return res, nil
 	}
-
-	if primarySet {
-		res.Subject = primary
+	if tx.primarySet {
+		res.Subject = tx.primary
 	}
+	if redirect != nil {
+		return tx.suspendAt(*redirect, res), nil
+	}
+
 	users := tx.flow.Tenant.Users()
 	subject, ok := findUser(users, res.Subject)
 	if !ok {
 		res.Err = fmt.Errorf("%w: %q", ErrUserNotFound, res.Subject)
-		if holder, held := holderOf(users, tx.Identity); held && !primarySet {
+		if holder, held := holderOf(users, tx.Identity); held && !tx.primarySet {
 			res.Err = fmt.Errorf("%w (its identity %s was linked into %q during the login, and the Action did not call setPrimaryUser)",
 				res.Err, tx.Identity.UserIDOf(), holder.ID)
 		}
@@ -447,17 +713,77 @@ func (tx *Transaction) Finish(ctx context.Context, run ActionRun) (LoginResult, 
 		return res, nil
 	}
 
-	hasMeta := len(meta.AppMetadata) > 0 || len(meta.UserMetadata) > 0
+	hasMeta := len(tx.meta.AppMetadata) > 0 || len(tx.meta.UserMetadata) > 0
 	switch {
-	case hasMeta && primarySet:
+	case hasMeta && tx.primarySet:
 		res.MetadataDiscarded = true
 	case hasMeta:
-		if err := tx.flow.Tenant.UpdateMetadata(ctx, subject.ID, meta); err != nil {
+		if err := tx.flow.Tenant.UpdateMetadata(ctx, subject.ID, tx.meta); err != nil {
 			return LoginResult{}, fmt.Errorf("postlogintest: store the metadata the Action set for %q: %w", subject.ID, err)
 		}
 	}
 	res.Succeeded = true
 	return res, nil
+}
+
+// suspendAt suspends the login at the redirect the sendUserTo call c asks
+// for, with a new state, and returns res with the URL; or fails the login
+// when it cannot redirect there.
+func (tx *Transaction) suspendAt(c ActionCall, res LoginResult) LoginResult {
+	if !tx.canRedirect() {
+		res.Err = fmt.Errorf("%w (protocol %q, prompt %q)", ErrRedirectNotAllowed, tx.Protocol, tx.Prompt)
+		return res
+	}
+	state := randomHex(16)
+	u, err := redirectURL(c, state)
+	if err != nil {
+		res.Err = fmt.Errorf("%w: api.redirect.sendUserTo: %w", ErrRedirectNotAllowed, err)
+		return res
+	}
+	tx.phase = phaseSuspended
+	tx.flow.suspend(state, tx)
+	res.Redirect = u
+	return res
+}
+
+// redirectURL returns the URL of the sendUserTo call c, with the query of
+// its options and the state appended.
+func redirectURL(c ActionCall, state string) (string, error) {
+	raw, err := stringArg(c, 0)
+	if err != nil {
+		return "", err
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return "", fmt.Errorf("the URL %q is not an absolute http(s) URL", raw)
+	}
+	var opts struct {
+		Query map[string]any `json:"query"`
+	}
+	if len(c.Args) > 1 && string(c.Args[1]) != "null" {
+		if err := json.Unmarshal(c.Args[1], &opts); err != nil {
+			return "", fmt.Errorf("options: %w", err)
+		}
+	}
+	q := u.Query()
+	for k, v := range opts.Query {
+		if s, ok := v.(string); ok {
+			q.Set(k, s)
+		} else {
+			q.Set(k, fmt.Sprint(v))
+		}
+	}
+	q.Set("state", state)
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+// Result returns the outcome of the last Finish, and whether the login has
+// ended (it has not while it runs or waits at /continue).
+func (tx *Transaction) Result() (LoginResult, bool) {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	return tx.result, tx.phase == phaseDone
 }
 
 // stringArg returns the argument i of c, which must be a JSON string.

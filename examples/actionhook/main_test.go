@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/idlink/linking"
 	"github.com/idlink/linking/examples/internal/cli"
+	"github.com/idlink/linking/examples/internal/clitest"
 	"github.com/idlink/linking/linkingtest"
 	"github.com/idlink/linking/mgmt"
 	"github.com/idlink/linking/mgmt/mgmttest"
@@ -84,25 +84,6 @@ func env(vars map[string]string) func(string) string {
 	return func(k string) string { return vars[k] }
 }
 
-// syncBuffer is a bytes.Buffer safe for the writes of one goroutine and the
-// reads of another.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // ask sends a request signed with key to url and decodes the answer.
 func ask(t *testing.T, url, key string, req postlogin.Request) postlogin.Response {
 	t.Helper()
@@ -128,8 +109,8 @@ func ask(t *testing.T, url, key string, req postlogin.Request) postlogin.Respons
 
 // service is the program running in process.
 type service struct {
-	url    string      // the first line of its standard output
-	log    *syncBuffer // its standard error
+	url    string          // the first line of its standard output
+	log    *clitest.Buffer // its standard error
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -141,7 +122,7 @@ func startService(t *testing.T, args []string, vars map[string]string) *service 
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	stdoutR, stdoutW := io.Pipe()
-	svc := &service{log: new(syncBuffer), cancel: cancel, done: make(chan error, 1)}
+	svc := &service{log: new(clitest.Buffer), cancel: cancel, done: make(chan error, 1)}
 	go func() {
 		svc.done <- run(ctx, args, env(vars), stdoutW, svc.log)
 		stdoutW.Close()
@@ -318,23 +299,13 @@ func TestPrintAction(t *testing.T) {
 	}
 }
 
-// build builds the program and returns the path of its binary.
-func build(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "actionhook")
-	if out, err := exec.Command(goTool(t), "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // TestSignal builds the program, runs it against the emulator, and stops it
 // with SIGTERM: it must exit 0.
 func TestSignal(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("SIGTERM cannot be sent on Windows")
 	}
-	bin := build(t)
+	bin := clitest.Build(t, ".")
 	emu := mgmttest.NewTLSServer(seedTenant())
 	defer emu.Close()
 
@@ -344,7 +315,7 @@ func TestSignal(t *testing.T) {
 		"AUTH0_CLIENT_SECRET="+mgmttest.DefaultClientSecret,
 		"LINKING_SECRET="+secret,
 	)
-	stderr := new(syncBuffer)
+	stderr := new(clitest.Buffer)
 	cmd.Stderr = stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -451,7 +422,7 @@ func TestRun_ConfigurationError(t *testing.T) {
 			// A program that served would run until this deadline.
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			stdout, stderr := new(syncBuffer), new(syncBuffer)
+			stdout, stderr := new(clitest.Buffer), new(clitest.Buffer)
 			err := run(ctx, append(args, tt.args...), env(vars), stdout, stderr)
 			if !errors.Is(err, mgmt.ErrConfig) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("run: got %v, want a configuration error naming %q", err, tt.want)
@@ -471,7 +442,7 @@ func TestRun_ConfigurationError(t *testing.T) {
 // configuration the tenant refuses 5, each with the cause on standard error
 // prefixed with the program's name, and no URL.
 func TestExitCodes(t *testing.T) {
-	bin := build(t)
+	bin := clitest.Build(t, ".")
 	emu := mgmttest.NewTLSServer(seedTenant())
 	defer emu.Close()
 	args, _ := mgmtArgs(t, emu, "")
@@ -501,34 +472,21 @@ func TestExitCodes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			// A program that served would be killed at this deadline.
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, bin, tt.args...)
-			cmd.Env = append(os.Environ(), "AUTH0_CLIENT_SECRET="+tt.secret, "LINKING_SECRET="+secret)
-			var stdout, stderr bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			err := cmd.Run()
-			code := 0
-			var exit *exec.ExitError
-			if errors.As(err, &exit) {
-				code = exit.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			if code != tt.code {
-				t.Errorf("exit code: got %d, want %d\nstderr: %s", code, tt.code, stderr.String())
+			// A program that served would be killed after a minute.
+			r := clitest.Run(t, bin, []string{"AUTH0_CLIENT_SECRET=" + tt.secret, "LINKING_SECRET=" + secret}, tt.args...)
+			if r.Code != tt.code {
+				t.Errorf("exit code: got %d, want %d\nstderr: %s", r.Code, tt.code, r.Stderr)
 			}
 			for _, want := range tt.stdout {
-				if !strings.Contains(stdout.String(), want) {
-					t.Errorf("stdout: got %q, want %q in it", stdout.String(), want)
+				if !strings.Contains(r.Stdout, want) {
+					t.Errorf("stdout: got %q, want %q in it", r.Stdout, want)
 				}
 			}
-			if len(tt.stdout) == 0 && stdout.Len() > 0 {
-				t.Errorf("stdout: got %q, want nothing", stdout.String())
+			if len(tt.stdout) == 0 && r.Stdout != "" {
+				t.Errorf("stdout: got %q, want nothing", r.Stdout)
 			}
-			if got := stderr.String(); got != tt.stderr {
-				t.Errorf("stderr: got %q, want %q", got, tt.stderr)
+			if r.Stderr != tt.stderr {
+				t.Errorf("stderr: got %q, want %q", r.Stderr, tt.stderr)
 			}
 		})
 	}

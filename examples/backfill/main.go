@@ -1,21 +1,23 @@
 // Command backfill merges the duplicate users an Auth0 tenant already has:
-// plan from a user export, review, apply at the rate limit, undo.
+// plan from a user export, review, apply at the rate limit, undo; and
+// generates test tenants to rehearse it on.
 //
-//	backfill export -domain D -out export.json.gz [-force]
-//	backfill plan  -in export.json.gz -out plan.jsonl [-summary summary.json] [-force]
+//	backfill generate -users N [-seed S] -out tenant.json.gz
+//	backfill export -domain D -out export.json.gz
+//	backfill plan  -in export.json.gz -out plan.jsonl [-summary summary.json] [-select oldest]
 //	backfill apply -domain D -plan plan.jsonl -journal journal.jsonl [-rate N] [-apply]
 //	backfill undo  -domain D -journal journal.jsonl [-rate N] [-apply]
 //
 // apply and undo are dry runs unless -apply is given. The client credentials
 // come from -client-id and the environment variable AUTH0_CLIENT_SECRET (or
 // -client-secret). No command overwrites a file unless -force is given, and
-// none ever overwrites a journal. See README.md for a walk-through and the
-// exit codes.
+// none ever overwrites a journal. Every command takes -h and -version. See
+// README.md for a walk-through and the exit codes.
 package main
 
 import (
+	"compress/gzip"
 	"context"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -31,17 +33,19 @@ import (
 
 	"github.com/idlink/linking"
 	"github.com/idlink/linking/backfill"
+	"github.com/idlink/linking/backfill/backfilltest"
+	"github.com/idlink/linking/examples/internal/cli"
 	"github.com/idlink/linking/mgmt"
 )
 
-// Exit codes.
+// Exit codes; 0 to 2 and 5 are those of every program (package cli).
 const (
-	exitDone       = 0 // everything done
-	exitRefused    = 1 // bad usage or input, refused before anything was written
-	exitIncomplete = 2 // stopped (interrupted, tenant unavailable): run again to resume
-	exitFailures   = 3 // finished, but some links were refused or skipped: see the report
-	exitError      = 4 // stopped on an unexpected error (I/O); the journal is consistent
-	exitConfig     = 5 // the tenant cannot be reached as configured (domain, credentials, scopes)
+	exitDone       = cli.ExitOK    // everything done
+	exitError      = cli.ExitError // refused input (nothing written), or an unexpected error (the journal is consistent)
+	exitUsage      = cli.ExitUsage // an error in the command line
+	exitIncomplete = 3             // stopped (interrupted, tenant unavailable): run again to resume
+	exitFailures   = 4             // finished, but some links were refused or skipped: see the report
+	exitConfig     = cli.ExitConfig
 	exitLocked     = 6 // another run holds the journal; nothing was read or written
 )
 
@@ -59,22 +63,41 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
-const usage = `usage:
-  backfill export -domain DOMAIN -out EXPORT [-force] [client flags]
-  backfill plan  -in EXPORT -out PLAN [-summary FILE] [-force] [policy flags]
-  backfill apply -domain DOMAIN -plan PLAN -journal JOURNAL [-rate N -burst M] [-apply] [policy and client flags]
-  backfill undo  -domain DOMAIN -journal JOURNAL [-rate N -burst M] [-apply] [client flags]
-Run "backfill COMMAND -h" for the flags of a command.
+const usage = `Usage:
+  backfill generate -users N [-seed S] -out FILE      write a test tenant as an export
+  backfill export -domain DOMAIN -out FILE            the tenant's users (Auth0's export job)
+  backfill plan   -in EXPORT -out PLAN [-summary FILE] [-select LIST]
+  backfill apply  -domain DOMAIN -plan PLAN -journal JOURNAL [-rate N] [-apply]
+  backfill undo   -domain DOMAIN -journal JOURNAL [-rate N] [-apply]
+
+Merges the duplicate users a tenant already has: plan from an export, review
+the plan, apply it at the rate limit with a journal, undo it. apply and undo
+are dry runs without -apply. Run 'backfill COMMAND -h' for the flags of a
+command, 'backfill -version' for the version.
+
+Exit codes:
+  0  done
+  1  error: refused input, nothing written (a malformed export, an unsafe
+     plan line, a journal of another tenant or plan, an output that exists),
+     or an unexpected error, the journal consistent; the message says which
+  2  usage: an error in the command line
+  3  incomplete: interrupted, or the tenant unavailable; run the same
+     command again to resume
+  4  finished, but some links were refused (failed:) or skipped (skipped:)
+  5  configuration: credentials, scopes, domain, scheme or certificate
+     refused; trying again cannot help until it is fixed
+  6  another run holds the journal; nothing was read or written
 `
 
 // run runs the command of args and returns the exit code. ctx is done on
 // an interrupt.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return exitRefused
+		return cli.Report(stderr, "backfill", cli.Usagef("no command: want generate, export, plan, apply or undo"))
 	}
 	switch args[0] {
+	case "generate":
+		return runGenerate(args[1:], stdout, stderr)
 	case "export":
 		return runExport(ctx, args[1:], stdout, stderr)
 	case "plan":
@@ -84,88 +107,92 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitDone
+	case "-version", "--version", "version":
+		fmt.Fprintln(stdout, cli.Version("backfill"))
+		return exitDone
 	}
-	fmt.Fprintf(stderr, "backfill: unknown command %q\n%s", args[0], usage)
-	return exitRefused
+	return cli.Report(stderr, "backfill", cli.Usagef("unknown command %q: want generate, export, plan, apply or undo", args[0]))
 }
 
-// policyFlags are the flags of the linking policy and of the choice of
-// primaries, for plan and apply.
+// command is a subcommand being run: its flags and its messages.
+type command struct {
+	fs     *flag.FlagSet
+	stderr io.Writer // standard error, each line prefixed with the command's name
+}
+
+func newCommand(name, usage string, stderr io.Writer) *command {
+	name = "backfill " + name
+	return &command{fs: cli.NewFlagSet(name, usage), stderr: cli.Prefix(stderr, name+": ")}
+}
+
+// parse parses the flags; done means the command must return code: -h or
+// -version answered, or a usage error reported.
+func (c *command) parse(args []string, stdout io.Writer) (done bool, code int) {
+	done, err := cli.Parse(c.fs, args, stdout)
+	if err != nil {
+		return true, c.usage(err)
+	}
+	return done, exitDone
+}
+
+// usage reports err, a usage error, and returns its exit code.
+func (c *command) usage(err error) int {
+	fmt.Fprintln(c.stderr, err)
+	fmt.Fprintf(c.stderr, "run '%s -h' for usage\n", c.fs.Name())
+	return exitUsage
+}
+
+// policyFlags are the flags of the linking policy (package cli) and of the
+// choice of primaries, for plan and apply.
 type policyFlags struct {
-	providers, connections, prefer string
+	cli.PolicyFlags
+	prefer string
 }
 
 func (p *policyFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&p.providers, "trust-providers", "", "comma-separated `providers` whose verified emails are trusted (default: auth0,email)")
-	fs.StringVar(&p.connections, "trust-connections", "", "comma-separated `connections` trusted in addition")
+	p.Register(fs)
 	fs.StringVar(&p.prefer, "prefer-connections", "", "comma-separated `connections` whose users are preferred as primaries, before the oldest user")
-}
-
-func (p *policyFlags) policy() (linking.Policy, error) {
-	pol := linking.Policy{TrustedProviders: list(p.providers), TrustedConnections: list(p.connections)}
-	return pol, pol.Validate()
 }
 
 // primary returns the PrimaryPolicy of -prefer-connections; nil is the
 // default.
 func (p *policyFlags) primary() backfill.PrimaryPolicy {
-	if names := list(p.prefer); len(names) > 0 {
+	if names := cli.List(p.prefer); len(names) > 0 {
 		return backfill.PreferConnections(names...)
 	}
 	return nil
 }
 
-func list(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
-}
+const planUsage = `Usage: backfill plan -in EXPORT [-out plan.jsonl] [-summary FILE] [-force] [policy flags]
 
-// parse parses the flags of a command; it returns false with the exit code
-// when the command must not go on.
-func parse(fs *flag.FlagSet, args []string, stderr io.Writer) (bool, int) {
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return false, exitDone
-		}
-		return false, exitRefused
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "backfill %s: unexpected arguments %q\n", fs.Name(), fs.Args())
-		return false, exitRefused
-	}
-	return true, 0
-}
+Reads a user export (gzipped or plain newline-delimited JSON, or a JSON
+array) and writes the plan: one JSON line per group of users to link, for
+review. Needs no credentials. Give apply the same policy flags.
+`
 
 func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
+	c := newCommand("plan", planUsage, stderr)
+	fs := c.fs
 	in := fs.String("in", "", "the user export `file`: gzipped or plain newline-delimited JSON, or a JSON array")
 	out := fs.String("out", "plan.jsonl", "the plan `file` to write")
 	summaryPath := fs.String("summary", "", "write the summary, with every refused and ambiguous group, as JSON to this `file`")
 	force := fs.Bool("force", false, "replace the output files when they exist (never a journal)")
 	var pf policyFlags
 	pf.register(fs)
-	if ok, code := parse(fs, args, stderr); !ok {
+	if done, code := c.parse(args, stdout); done {
 		return code
 	}
 	if *in == "" {
-		fmt.Fprintln(stderr, "backfill plan: -in is required")
-		return exitRefused
+		return c.usage(cli.Usagef("-in is required"))
 	}
-	policy, err := pf.policy()
+	policy, err := pf.Policy()
 	if err != nil {
-		fmt.Fprintf(stderr, "backfill plan: %v\n", err)
-		return exitRefused
+		return c.usage(err)
 	}
 	err = checkOutputs(*force, []file{{"-in", *in}}, []file{{"-out", *out}, {"-summary", *summaryPath}})
 	if err != nil {
-		fmt.Fprintf(stderr, "backfill plan: %v\nnothing written\n", err)
-		return exitRefused
+		fmt.Fprintf(c.stderr, "%v\nnothing written\n", err)
+		return exitError
 	}
 	planner := backfill.Planner{Policy: policy, Primary: pf.primary()}
 
@@ -174,11 +201,11 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return planner.Plan(ctx, func() (io.ReadCloser, error) { return os.Open(*in) }, w)
 	})
 	if err != nil {
-		fmt.Fprintf(stderr, "%v\nnothing written\n", err)
+		fmt.Fprintf(c.stderr, "%v\nnothing written\n", err)
 		if ctx.Err() != nil {
 			return exitIncomplete
 		}
-		return exitRefused
+		return exitError
 	}
 	if *summaryPath != "" {
 		_, err := writeAtomically(*summaryPath, *force, func(w io.Writer) (struct{}, error) {
@@ -187,11 +214,66 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return struct{}{}, enc.Encode(s)
 		})
 		if err != nil {
-			fmt.Fprintf(stderr, "backfill plan: %v\n", err)
+			fmt.Fprintln(c.stderr, err)
 			return exitError
 		}
 	}
 	printPlanSummary(stdout, s, *out, *summaryPath, time.Since(start))
+	return exitDone
+}
+
+const generateUsage = `Usage: backfill generate -users N [-seed S] [-groups G] [-out tenant.json.gz] [-force]
+
+Writes a test tenant of N users as a user export (gzipped newline-delimited
+JSON, as Auth0 and backfill export write it): duplicate groups of every kind
+the rule tells apart, spread among users with an email of their own. The same
+seed gives the same users. Serve it with the emulator:
+  go run ./examples/emulator -users tenant.json.gz
+`
+
+// errStop stops Spec.Each at its first user.
+var errStop = errors.New("stop")
+
+func runGenerate(args []string, stdout, stderr io.Writer) int {
+	c := newCommand("generate", generateUsage, stderr)
+	fs := c.fs
+	users := fs.Int("users", 0, "the `number` of users")
+	seed := fs.Uint64("seed", 1, "the `seed` the users are made from")
+	groups := fs.Int("groups", -1, "the `number` of duplicate groups of each kind (default: one per 100 users, at least 1)")
+	out := fs.String("out", "tenant.json.gz", "the `file` to write")
+	force := fs.Bool("force", false, "replace the output file when it exists (never a journal)")
+	if done, code := c.parse(args, stdout); done {
+		return code
+	}
+	if *users <= 0 {
+		return c.usage(cli.Usagef("-users must be positive"))
+	}
+	if *groups < 0 {
+		*groups = max(1, *users/100)
+	}
+	spec := backfilltest.Spec{Seed: *seed, Users: *users, Groups: *groups}
+	// Each checks the spec before the first user.
+	if err := spec.Each(func(linking.User) error { return errStop }); !errors.Is(err, errStop) {
+		return c.usage(cli.Usagef("-users %d, -groups %d: %v", *users, *groups, err))
+	}
+	if err := checkOutputs(*force, nil, []file{{"-out", *out}}); err != nil {
+		fmt.Fprintf(c.stderr, "%v\nnothing written\n", err)
+		return exitError
+	}
+	start := time.Now()
+	_, err := writeAtomically(*out, *force, func(w io.Writer) (struct{}, error) {
+		zw := gzip.NewWriter(w)
+		if err := spec.WriteExport(zw); err != nil {
+			return struct{}{}, err
+		}
+		return struct{}{}, zw.Close()
+	})
+	if err != nil {
+		fmt.Fprintf(c.stderr, "%v\nnothing written\n", err)
+		return exitError
+	}
+	fmt.Fprintf(stdout, "generated %d users, %d duplicate groups of each of %d kinds, in %v -> %s\n",
+		*users, *groups, len(backfilltest.Kinds), time.Since(start).Round(time.Millisecond), *out)
 	return exitDone
 }
 
@@ -311,52 +393,16 @@ func printPlanSummary(w io.Writer, s backfill.Summary, out, summaryPath string, 
 	}
 }
 
-// clientFlags are the flags that reach the tenant.
-type clientFlags struct {
-	domain, clientID, clientSecret, caFile string
-	insecureHTTP                           bool
-}
-
-func (c *clientFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.domain, "domain", os.Getenv("AUTH0_DOMAIN"), "the tenant's `domain`, e.g. example.eu.auth0.com (default $AUTH0_DOMAIN)")
-	fs.StringVar(&c.clientID, "client-id", os.Getenv("AUTH0_CLIENT_ID"), "the machine-to-machine application's client `id` (default $AUTH0_CLIENT_ID)")
-	fs.StringVar(&c.clientSecret, "client-secret", "", "the client `secret`; prefer $AUTH0_CLIENT_SECRET, which other users of the machine cannot see")
-	fs.StringVar(&c.caFile, "ca", "", "PEM `file` of the certificate authority to trust for the domain (a local emulator over HTTPS)")
-	fs.BoolVar(&c.insecureHTTP, "insecure-http", false, "speak plain HTTP to the domain, secret included: a local emulator only")
-}
-
 // connect returns a Store over the tenant, whose access it has checked
 // (within checkTimeout): the credentials are accepted and grant scopes, or,
-// with none given, the scopes linking needs. Its errors are worded for the operator; they wrap
-// mgmt.ErrConfig for a configuration error.
+// with none given, those the Store needs. Its errors are a UsageError for a
+// flag missing or malformed, and wrap mgmt.ErrConfig for a configuration the
+// tenant refuses.
 //
 // go-auth0's retries are off: the Applier is the only retry layer, so that
 // every attempt waits for its rate limit and is counted in its report.
-func (c *clientFlags) connect(ctx context.Context, scopes ...string) (*mgmt.Store, error) {
-	if c.clientSecret == "" {
-		c.clientSecret = os.Getenv("AUTH0_CLIENT_SECRET")
-	}
-	if c.domain == "" || c.clientID == "" || c.clientSecret == "" {
-		return nil, errors.New("the domain, client id and client secret are required (-domain, -client-id, $AUTH0_CLIENT_SECRET)")
-	}
-	opts := []mgmt.Option{mgmt.WithoutRetries()}
-	if c.insecureHTTP {
-		opts = append(opts, mgmt.WithInsecureHTTP())
-	}
-	if c.caFile != "" {
-		pem, err := os.ReadFile(c.caFile)
-		if err != nil {
-			return nil, err
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("no certificate in %s", c.caFile)
-		}
-		opts = append(opts, mgmt.WithRootCAs(pool))
-	}
-	// The token source lives as long as the process, not as the run's
-	// ctx: an interrupt must not stop the call in flight from completing.
-	store, err := mgmt.New(context.Background(), c.domain, c.clientID, c.clientSecret, opts...)
+func connect(ctx context.Context, cf *cli.ClientFlags, scopes ...string) (*mgmt.Store, error) {
+	store, err := cf.Store(ctx, mgmt.WithoutRetries())
 	if err != nil {
 		return nil, err
 	}
@@ -369,39 +415,50 @@ func (c *clientFlags) connect(ctx context.Context, scopes ...string) (*mgmt.Stor
 }
 
 // connectFailed reports the error of connect and returns the exit code.
-func connectFailed(stderr io.Writer, cmd string, err error) int {
-	fmt.Fprintf(stderr, "backfill %s: %v\n", cmd, err)
+func (c *command) connectFailed(err error) int {
+	if cli.IsUsage(err) {
+		return c.usage(err)
+	}
+	fmt.Fprintln(c.stderr, err)
 	switch {
 	case errors.Is(err, mgmt.ErrConfig):
-		fmt.Fprintln(stderr, configHint)
+		fmt.Fprintln(c.stderr, configHint)
 		return exitConfig
 	case errors.Is(err, linking.ErrUnavailable):
-		fmt.Fprintln(stderr, "incomplete: the tenant is out of reach (or the run was interrupted); nothing was written: run the same command again")
+		fmt.Fprintln(c.stderr, "incomplete: the tenant is out of reach (or the run was interrupted); nothing was written: run the same command again")
 		return exitIncomplete
 	}
-	return exitRefused
+	return exitError
 }
 
 // configHint follows a configuration error: trying again does not help.
 const configHint = "configuration error: check -domain (and -ca or -insecure-http), the client id and secret, and the application's scopes (read:users, update:users, read:connections); trying again cannot help until it is fixed"
 
+const exportUsage = `Usage: backfill export [-out export.json.gz] [-force] -domain DOMAIN -client-id ID [client flags]
+
+Runs Auth0's users-exports job (scope read:users), waits for it, and writes
+the export as Auth0 makes it: gzipped newline-delimited JSON. The client
+secret comes from $AUTH0_CLIENT_SECRET.
+`
+
 func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("export", flag.ContinueOnError)
+	c := newCommand("export", exportUsage, stderr)
+	fs := c.fs
 	out := fs.String("out", "export.json.gz", "the `file` to write the export to (gzipped newline-delimited JSON, as Auth0 makes it)")
 	timeout := fs.Duration("timeout", time.Hour, "how long to wait for the export job and its download")
 	force := fs.Bool("force", false, "replace the output file when it exists (never a journal)")
-	var cf clientFlags
-	cf.register(fs)
-	if ok, code := parse(fs, args, stderr); !ok {
+	var cf cli.ClientFlags
+	cf.Register(fs, os.Getenv)
+	if done, code := c.parse(args, stdout); done {
 		return code
 	}
 	if err := checkOutputs(*force, nil, []file{{"-out", *out}}); err != nil {
-		fmt.Fprintf(stderr, "backfill export: %v\nnothing written\n", err)
-		return exitRefused
+		fmt.Fprintf(c.stderr, "%v\nnothing written\n", err)
+		return exitError
 	}
-	store, err := cf.connect(ctx, "read:users")
+	store, err := connect(ctx, &cf, "read:users")
 	if err != nil {
-		return connectFailed(stderr, "export", err)
+		return c.connectFailed(err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
@@ -412,10 +469,10 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return struct{}{}, store.ExportUsers(ctx, &n)
 	})
 	if err != nil {
-		fmt.Fprintf(stderr, "backfill export: %v\nnothing written\n", err)
+		fmt.Fprintf(c.stderr, "%v\nnothing written\n", err)
 		switch {
 		case errors.Is(err, mgmt.ErrConfig):
-			fmt.Fprintln(stderr, configHint)
+			fmt.Fprintln(c.stderr, configHint)
 			return exitConfig
 		case errors.Is(err, linking.ErrUnavailable):
 			return exitIncomplete
@@ -438,58 +495,76 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+const applyUsage = `Usage: backfill apply -domain DOMAIN [-plan plan.jsonl] [-journal journal.jsonl] [-rate N] [-apply] [flags]
+
+Links the secondaries of a reviewed plan into their primaries, at -rate
+requests per second, recording every step in the journal; a rerun resumes.
+Without -apply, a dry run that checks the plan and the journal and counts.
+Give it the policy flags the plan was made with. The client secret comes from
+$AUTH0_CLIENT_SECRET.
+`
+
+const undoUsage = `Usage: backfill undo -domain DOMAIN [-journal journal.jsonl] [-rate N] [-apply] [flags]
+
+Undoes the links a journal records as done, the last first, and restores
+each secondary's metadata; a rerun resumes. Without -apply, a dry run. The
+client secret comes from $AUTH0_CLIENT_SECRET.
+`
+
 func runApply(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	var cf clientFlags
-	cf.register(fs)
-	planPath := fs.String("plan", "plan.jsonl", "the reviewed plan `file`")
+	c := newCommand(cmd, map[string]string{"apply": applyUsage, "undo": undoUsage}[cmd], stderr)
+	fs := c.fs
+	var cf cli.ClientFlags
+	cf.Register(fs, os.Getenv)
+	var planPath *string
+	var pf policyFlags
+	if cmd == "apply" {
+		planPath = fs.String("plan", "plan.jsonl", "the reviewed plan `file`")
+		pf.register(fs)
+	}
 	journalPath := fs.String("journal", "journal.jsonl", "the journal `file`: created by the first apply, read and extended by every later run")
 	rate := fs.Float64("rate", backfill.DefaultRate, "Management API `requests` per second; at most the tenant's limit")
 	burst := fs.Int("burst", 1, "`requests` that may go at once after a pause")
 	write := fs.Bool("apply", false, "write to the tenant; without it, a dry run that only checks and counts")
-	var pf policyFlags
-	if cmd == "apply" {
-		pf.register(fs)
-	} else {
-		fs.Lookup("plan").Usage = "unused by undo"
-	}
-	if ok, code := parse(fs, args, stderr); !ok {
+	progressMode := fs.String("progress", "auto", "how to show progress on standard error: `mode` tty (one line rewritten in place), log (a line every few seconds), off, or auto (tty on a terminal, else log)")
+	if done, code := c.parse(args, stdout); done {
 		return code
 	}
-	policy, err := pf.policy()
+	policy, err := pf.Policy()
 	if err != nil {
-		fmt.Fprintf(stderr, "backfill %s: %v\n", cmd, err)
-		return exitRefused
+		return c.usage(err)
 	}
-	if cf.domain == "" {
-		fmt.Fprintf(stderr, "backfill %s: -domain is required: the journal is bound to the tenant\n", cmd)
-		return exitRefused
-	}
-	if *rate <= 0 {
-		fmt.Fprintf(stderr, "backfill %s: -rate must be positive\n", cmd)
-		return exitRefused
+	switch {
+	case cf.Domain() == "":
+		return c.usage(cli.Usagef("-domain or AUTH0_DOMAIN is required: the journal is bound to the tenant"))
+	case *rate <= 0:
+		return c.usage(cli.Usagef("-rate %v must be positive", *rate))
+	case *burst < 1:
+		return c.usage(cli.Usagef("-burst %d must be at least 1", *burst))
+	case !slices.Contains(progressModes, *progressMode):
+		return c.usage(cli.Usagef("-progress %q: want %s", *progressMode, strings.Join(progressModes, ", ")))
 	}
 	if cmd == "apply" && sameFile(*planPath, *journalPath) {
-		fmt.Fprintf(stderr, "backfill apply: -plan and -journal name the same file, %s\n", *planPath)
-		return exitRefused
+		fmt.Fprintf(c.stderr, "-plan and -journal name the same file, %s\nrefused: nothing was written\n", *planPath)
+		return exitError
 	}
 
-	a := &backfill.Applier{Tenant: cf.domain, Policy: policy, Primary: pf.primary(), Rate: *rate, Burst: *burst, DryRun: !*write}
+	a := &backfill.Applier{Tenant: cf.Domain(), Policy: policy, Primary: pf.primary(), Rate: *rate, Burst: *burst, DryRun: !*write}
 	var plan *backfill.Plan
 	if cmd == "apply" {
 		if plan, err = readPlan(*planPath); err != nil {
-			fmt.Fprintf(stderr, "%v\nrefused: nothing was written\n", err)
-			return exitRefused
+			fmt.Fprintf(c.stderr, "%v\nrefused: nothing was written\n", err)
+			return exitError
 		}
 	}
+	var p *progress
 	if *write {
-		store, err := cf.connect(ctx)
+		store, err := connect(ctx, &cf)
 		if err != nil {
-			return connectFailed(stderr, cmd, err)
+			return c.connectFailed(err)
 		}
 		a.Store = store
-		if isTerminal(stderr) {
-			p := &progress{w: stderr, what: map[string]string{"apply": "links", "undo": "unlinks"}[cmd]}
+		if p = newProgress(*progressMode, stderr, c.stderr, map[string]string{"apply": "links", "undo": "unlinks"}[cmd]); p != nil {
 			a.Progress = p.update
 		}
 	}
@@ -500,11 +575,9 @@ func runApply(ctx context.Context, cmd string, args []string, stdout, stderr io.
 	} else {
 		rep, err = a.Undo(ctx, *journalPath)
 	}
-	if a.Progress != nil && rep.Calls > 0 {
-		fmt.Fprintln(stderr)
-	}
-	code := exitCode(stderr, rep, err)
-	if code != exitRefused && code != exitLocked {
+	p.end()
+	code, ran := exitCode(c.stderr, rep, err)
+	if ran {
 		printReport(stdout, cmd, rep, *journalPath, !*write)
 	}
 	return code
@@ -519,29 +592,31 @@ func readPlan(path string) (*backfill.Plan, error) {
 	return backfill.ReadPlan(f)
 }
 
-// exitCode reports err and returns the exit code for the outcome of a run.
-func exitCode(stderr io.Writer, rep backfill.Report, err error) int {
+// exitCode reports err and returns the exit code for the outcome of a run,
+// and whether the run got as far as having a report: it was not refused
+// before it began.
+func exitCode(stderr io.Writer, rep backfill.Report, err error) (code int, ran bool) {
 	var le *backfill.LineError
 	switch {
 	case err == nil && len(rep.Failed)+len(rep.Skipped) > 0:
-		return exitFailures
+		return exitFailures, true
 	case err == nil:
-		return exitDone
+		return exitDone, true
 	case errors.Is(err, backfill.ErrJournalLocked):
 		fmt.Fprintf(stderr, "%v\nlocked: another run is using this journal; nothing was read or written\n", err)
-		return exitLocked
+		return exitLocked, false
 	case errors.Is(err, mgmt.ErrConfig):
 		fmt.Fprintf(stderr, "%v\n%s\n", err, configHint)
-		return exitConfig
+		return exitConfig, true
 	case errors.Is(err, backfill.ErrIncomplete):
 		fmt.Fprintf(stderr, "%v\nincomplete: run the same command again to resume\n", err)
-		return exitIncomplete
+		return exitIncomplete, true
 	case errors.As(err, &le), rep.Calls == 0:
 		fmt.Fprintf(stderr, "%v\nrefused: nothing was written\n", err)
-		return exitRefused
+		return exitError, false
 	}
 	fmt.Fprintf(stderr, "%v\nstopped: the journal is consistent; fix the cause and run the same command again\n", err)
-	return exitError
+	return exitError, true
 }
 
 func printReport(w io.Writer, cmd string, rep backfill.Report, journal string, dry bool) {
@@ -553,12 +628,8 @@ func printReport(w io.Writer, cmd string, rep backfill.Report, journal string, d
 	}
 	fmt.Fprintf(w, "%s: %d %s done (%d confirmed by reading back), %d already done, %d failed, %d skipped, %d remaining, of %d\n",
 		cmd, rep.Done, what, rep.Confirmed, rep.AlreadyDone, len(rep.Failed), len(rep.Skipped), rep.Remaining, rep.Total)
-	perSecond := 0.0
-	if s := rep.Elapsed.Seconds(); s > 0 {
-		perSecond = float64(rep.Calls) / s
-	}
-	fmt.Fprintf(w, "%d API calls in %v (%.1f/s), %d answered 429; journal: %s\n",
-		rep.Calls, rep.Elapsed.Round(time.Millisecond), perSecond, rep.RateLimited, journal)
+	fmt.Fprintf(w, "%d API calls in %v%s, %d answered 429; journal: %s\n",
+		rep.Calls, rep.Elapsed.Round(time.Millisecond), callRate(rep.Calls, rep.Elapsed), rep.RateLimited, journal)
 	for _, f := range rep.Failed {
 		fmt.Fprintf(w, "failed: plan line %d: %s into %s: %s\n", f.Line, f.SecondaryID, f.PrimaryID, f.Err)
 	}

@@ -1,23 +1,20 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/idlink/linking/examples/internal/cli"
+	"github.com/idlink/linking/examples/internal/clitest"
 	"github.com/idlink/linking/mgmt"
 	"github.com/idlink/linking/mgmt/mgmttest"
 )
@@ -25,7 +22,7 @@ import (
 // TestProgram builds the program, runs it as a user would, talks to it over
 // HTTP and through mgmt over HTTPS, and interrupts it.
 func TestProgram(t *testing.T) {
-	bin := build(t)
+	bin := clitest.Build(t, ".")
 
 	t.Run("http", func(t *testing.T) {
 		base := start(t, bin, "-addr", "127.0.0.1:0", "-users", "testdata/users.json",
@@ -81,33 +78,13 @@ func TestProgram(t *testing.T) {
 // and interrupts it when the test ends, expecting a clean exit.
 func start(t *testing.T, bin string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	p := clitest.Start(t, bin, args...)
 	t.Cleanup(func() {
-		if err := cmd.Process.Signal(os.Interrupt); err != nil {
-			t.Errorf("interrupt: %v", err)
-		}
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("exit after an interrupt: got %v, want status 0\nstderr:\n%s", err, stderr.String())
-		}
-		if !strings.Contains(stderr.String(), "shutting down") {
-			t.Errorf("stderr has no shutdown record:\n%s", stderr.String())
+		if err := p.Stop(); err == nil && !strings.Contains(p.Stderr.String(), "shutting down") {
+			t.Errorf("stderr has no shutdown record:\n%s", p.Stderr)
 		}
 	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("first line of stdout: %v", err)
-	}
-	go func() { _, _ = io.Copy(io.Discard, stdout) }()
-	return strings.TrimSpace(line)
+	return p.Line
 }
 
 func getToken(t *testing.T, base, id, secret string) string {
@@ -163,7 +140,7 @@ func TestParseFlags(t *testing.T) {
 // 1, each with one message prefixed with the program's name on standard
 // error.
 func TestExitCodes(t *testing.T) {
-	bin := build(t)
+	bin := clitest.Build(t, ".")
 	tests := []struct {
 		name         string
 		args         []string
@@ -190,42 +167,22 @@ func TestExitCodes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cmd := exec.Command(bin, tt.args...)
-			var stdout, stderr bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			err := cmd.Run()
-			code := 0
-			var exit *exec.ExitError
-			if errors.As(err, &exit) {
-				code = exit.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			if code != tt.code {
-				t.Errorf("exit code: got %d, want %d\nstderr: %s", code, tt.code, stderr.String())
+			r := clitest.Run(t, bin, nil, tt.args...)
+			if r.Code != tt.code {
+				t.Errorf("exit code: got %d, want %d\nstderr: %s", r.Code, tt.code, r.Stderr)
 			}
 			for _, want := range tt.stdout {
-				if !strings.Contains(stdout.String(), want) {
-					t.Errorf("stdout: got %q, want %q in it", stdout.String(), want)
+				if !strings.Contains(r.Stdout, want) {
+					t.Errorf("stdout: got %q, want %q in it", r.Stdout, want)
 				}
 			}
-			if len(tt.stdout) == 0 && stdout.Len() > 0 {
-				t.Errorf("stdout: got %q, want nothing", stdout.String())
+			if len(tt.stdout) == 0 && r.Stdout != "" {
+				t.Errorf("stdout: got %q, want nothing", r.Stdout)
 			}
-			if got := stderr.String(); tt.stderrPrefix == "" && got != tt.stderr ||
-				tt.stderrPrefix != "" && (!strings.HasPrefix(got, tt.stderrPrefix) || strings.Count(got, "\n") != 1) {
-				t.Errorf("stderr: got %q, want %q", got, tt.stderr+tt.stderrPrefix)
+			if tt.stderrPrefix == "" && r.Stderr != tt.stderr ||
+				tt.stderrPrefix != "" && (!strings.HasPrefix(r.Stderr, tt.stderrPrefix) || strings.Count(r.Stderr, "\n") != 1) {
+				t.Errorf("stderr: got %q, want %q", r.Stderr, tt.stderr+tt.stderrPrefix)
 			}
 		})
 	}
-}
-
-// build builds the program and returns the path of its binary.
-func build(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "emulator")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
 }

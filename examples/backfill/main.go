@@ -154,13 +154,18 @@ func (p *policyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&p.prefer, "prefer-connections", "", "comma-separated `connections` whose users are preferred as primaries, before the oldest user")
 }
 
-// primary returns the PrimaryPolicy of -prefer-connections; nil is the
-// default.
-func (p *policyFlags) primary() backfill.PrimaryPolicy {
-	if names := cli.List(p.prefer); len(names) > 0 {
-		return backfill.PreferConnections(names...)
+// policy returns the linking policy and the choice of primaries the flags
+// ask for (a nil PrimaryPolicy is the default), or a UsageError.
+func (p *policyFlags) policy() (linking.Policy, backfill.PrimaryPolicy, error) {
+	pol, err := p.Policy()
+	names := cli.List(p.prefer)
+	switch {
+	case err != nil || len(names) == 0:
+		return pol, nil, err
+	case len(pol.Select) > 0:
+		return pol, nil, cli.Usagef("-prefer-connections and -select do not go together: with -select, name the connections in it, e.g. -select connection:%s,oldest", names[0])
 	}
-	return nil
+	return pol, backfill.PreferConnections(names...), nil
 }
 
 const planUsage = `Usage: backfill plan -in EXPORT [-out plan.jsonl] [-summary FILE] [-force] [policy flags]
@@ -185,7 +190,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *in == "" {
 		return c.usage(cli.Usagef("-in is required"))
 	}
-	policy, err := pf.Policy()
+	policy, primary, err := pf.policy()
 	if err != nil {
 		return c.usage(err)
 	}
@@ -194,7 +199,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(c.stderr, "%v\nnothing written\n", err)
 		return exitError
 	}
-	planner := backfill.Planner{Policy: policy, Primary: pf.primary()}
+	planner := backfill.Planner{Policy: policy, Primary: primary}
 
 	start := time.Now()
 	s, err := writeAtomically(*out, *force, func(w io.Writer) (backfill.Summary, error) {
@@ -530,7 +535,7 @@ func runApply(ctx context.Context, cmd string, args []string, stdout, stderr io.
 	if done, code := c.parse(args, stdout); done {
 		return code
 	}
-	policy, err := pf.Policy()
+	policy, primary, err := pf.policy()
 	if err != nil {
 		return c.usage(err)
 	}
@@ -549,7 +554,7 @@ func runApply(ctx context.Context, cmd string, args []string, stdout, stderr io.
 		return exitError
 	}
 
-	a := &backfill.Applier{Tenant: cf.Domain(), Policy: policy, Primary: pf.primary(), Rate: *rate, Burst: *burst, DryRun: !*write}
+	a := &backfill.Applier{Tenant: cf.Domain(), Policy: policy, Primary: primary, Rate: *rate, Burst: *burst, DryRun: !*write}
 	var plan *backfill.Plan
 	if cmd == "apply" {
 		if plan, err = readPlan(*planPath); err != nil {

@@ -310,6 +310,32 @@ func TestExitCodes(t *testing.T) {
 			code: exitDone, stdout: "apply: 6 links done",
 		},
 		{
+			name: "apply without the plan's -select",
+			setup: func(c *rig, _ *linkingtest.Tenant) (context.Context, []string) {
+				c.makePlan("-force", "-select", "oldest")
+				return nil, []string{"apply", "-apply"}
+			},
+			code: exitError, text: "plan line 1: unsafe plan: primary_not_chosen: the line was planned with a selector", noJournal: true,
+		},
+		{
+			name: "apply with -select, of a plan made without",
+			setup: func(c *rig, _ *linkingtest.Tenant) (context.Context, []string) {
+				return nil, []string{"apply", "-apply", "-select", "oldest"}
+			},
+			code: exitError, text: "plan line 1: unsafe plan: primary_not_chosen: the line was planned without a selector", noJournal: true,
+		},
+		{
+			// With a selector, groups of three are merged whole, and
+			// the oldest user is the primary where another would be
+			// ambiguous.
+			name: "apply with the plan's -select",
+			setup: func(c *rig, _ *linkingtest.Tenant) (context.Context, []string) {
+				c.makePlan("-force", "-select", "oldest")
+				return nil, []string{"apply", "-apply", "-select", "oldest"}
+			},
+			code: exitDone, stdout: "apply: 10 links done",
+		},
+		{
 			name: "plan and journal the same file",
 			setup: func(c *rig, _ *linkingtest.Tenant) (context.Context, []string) {
 				return nil, []string{"apply", "-apply", "-journal", c.path("plan.jsonl")}
@@ -569,6 +595,10 @@ func TestCommandLine(t *testing.T) {
 		{
 			name: "a loose provider", args: []string{"apply", "-domain", "example.eu.auth0.com", "-trust-providers", "auth0,oidc"}, code: exitUsage,
 			stderr: "backfill apply: -trust-providers: oidc lets its administrators mark any email verified, so it is never trusted; trust the single connections you administer with -trust-connections\nbackfill apply: run 'backfill apply -h' for usage\n",
+		},
+		{
+			name: "-select and -prefer-connections", args: []string{"plan", "-in", "x", "-select", "oldest", "-prefer-connections", "email"}, code: exitUsage,
+			stderr: "backfill plan: -prefer-connections and -select do not go together: with -select, name the connections in it, e.g. -select connection:email,oldest\nbackfill plan: run 'backfill plan -h' for usage\n",
 		},
 		{
 			name: "apply without a domain", args: []string{"apply", "-domain", ""}, code: exitUsage,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -377,24 +378,7 @@ func TestApplyBadInput(t *testing.T) {
 		{
 			name: "primary and secondary swapped",
 			prepare: func(t *testing.T, p prepared) {
-				data, err := os.ReadFile(p.planPath)
-				if err != nil {
-					t.Fatal(err)
-				}
-				lines := strings.SplitAfter(string(data), "\n")
-				var l backfill.PlanLine
-				if err := json.Unmarshal([]byte(lines[1]), &l); err != nil {
-					t.Fatal(err)
-				}
-				l.Primary, l.Secondaries[0] = l.Secondaries[0], l.Primary
-				b, err := json.Marshal(l)
-				if err != nil {
-					t.Fatal(err)
-				}
-				lines[1] = string(b) + "\n"
-				if err := os.WriteFile(p.planPath, []byte(strings.Join(lines, "")), 0o600); err != nil {
-					t.Fatal(err)
-				}
+				editPlan(t, p.planPath, 2, func(l *backfill.PlanLine) { l.Primary, l.Secondaries[0] = l.Secondaries[0], l.Primary })
 			},
 			input: "plan", line: 2, is: backfill.ErrUnsafePlan, text: string(backfill.ReasonNotChosen),
 		},
@@ -444,19 +428,7 @@ func TestApplyBadInput(t *testing.T) {
 			tt.prepare(t, p)
 			before, _ := os.ReadFile(p.journal)
 
-			err := func() error {
-				f, err := os.Open(p.planPath)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				pl, err := backfill.ReadPlan(f)
-				if err != nil {
-					return err
-				}
-				_, err = fastApplier(p.tenant).Apply(context.Background(), pl, p.journal)
-				return err
-			}()
+			_, err := applyFile(fastApplier(p.tenant), p.planPath, p.journal)
 			var le *backfill.LineError
 			if !errors.As(err, &le) {
 				t.Fatalf("got %v, want a *LineError", err)
@@ -759,4 +731,221 @@ func TestApplyPrimaryPolicy(t *testing.T) {
 			}
 		})
 	}
+}
+
+// journalOrder returns the secondaries of the journal's entries of kind, in
+// the journal's order.
+func journalOrder(t *testing.T, path, kind string) []string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var e struct {
+			Kind        string `json:"kind"`
+			SecondaryID string `json:"secondary_id"`
+		}
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatal(err)
+		}
+		if e.Kind == kind {
+			ids = append(ids, e.SecondaryID)
+		}
+	}
+	return ids
+}
+
+// TestRoundTripSelect plans, applies and undoes, on the in-memory tenant,
+// groups of 3 and 5 with a selector that prefers the oldest user: every
+// member is linked into the oldest of its group, N−1 links per group, with
+// two reads and one link call each; undo unlinks them in the reverse order
+// and gives back the original users, metadata included.
+func TestRoundTripSelect(t *testing.T) {
+	users, links := groupsSpec{sizes: []int{3, 5, 3, 5, 5, 3}, singles: 20}.users()
+	policy := selectPolicy(linking.PreferOldest)
+	p, s := prepareUsers(t, users, backfill.Planner{Policy: policy})
+	if s.Planned != 6 || s.Links != 18 {
+		t.Fatalf("got %d lines and %d links, want 6 and 18", s.Planned, s.Links)
+	}
+	if diff := cmp.Diff(links, planLinks(p.plan)); diff != "" {
+		t.Fatalf("plan links (-want +got):\n%s", diff)
+	}
+	a := fastApplier(p.tenant)
+	a.Policy = policy
+	ctx := context.Background()
+
+	rep, err := a.Apply(ctx, p.plan, p.journal)
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if rep.Done != len(links) || len(rep.Failed)+len(rep.Skipped) != 0 {
+		t.Errorf("got %d done, failures %v, skipped %v; want %d done", rep.Done, rep.Failed, rep.Skipped, len(links))
+	}
+	wantCalls := linkingtest.Calls{linkingtest.MethodLink: len(links), linkingtest.MethodUser: 2 * len(links)}
+	if diff := cmp.Diff(wantCalls, p.tenant.Calls()); diff != "" {
+		t.Errorf("calls (-want +got):\n%s", diff)
+	}
+	after := p.tenant.Users()
+	if diff := diffUsers(t, linked(p.users, links), after); diff != "" {
+		t.Errorf("tenant after apply (-want +got):\n%s", diff)
+	}
+	checkHeldOnce(t, after)
+
+	checkUndo(t, a, p, p.users)
+	done, undone := journalOrder(t, p.journal, "done"), journalOrder(t, p.journal, "undone")
+	slices.Reverse(done)
+	if diff := cmp.Diff(done, undone); diff != "" {
+		t.Errorf("undo order, want the reverse of the links' (-want +got):\n%s", diff)
+	}
+}
+
+// TestApplySelectBadInput: a plan made with a selector and edited against
+// it, or applied with another rule, is refused naming the line, before any
+// call, and nothing is written.
+func TestApplySelectBadInput(t *testing.T) {
+	users, _ := groupsSpec{sizes: []int{3, 5, 3}}.users()
+	policy := selectPolicy(linking.PreferOldest)
+	tests := []struct {
+		name   string
+		edit   func(l *backfill.PlanLine)
+		policy linking.Policy
+		line   int
+		text   string
+	}{
+		{
+			name:   "primary swapped with a secondary",
+			edit:   func(l *backfill.PlanLine) { l.Primary, l.Secondaries[2] = l.Secondaries[2], l.Primary },
+			policy: policy,
+			line:   2,
+			text:   `the selector "oldest" chooses`,
+		},
+		{
+			name:   "chosen_by edited",
+			edit:   func(l *backfill.PlanLine) { l.ChosenBy = "connection:" + backfilltest.ConnEmail },
+			policy: policy,
+			line:   2,
+			text:   `by "oldest", not`,
+		},
+		{
+			name:   "a secondary as old as the primary",
+			edit:   func(l *backfill.PlanLine) { l.Secondaries[1].CreatedAt = l.Primary.CreatedAt },
+			policy: policy,
+			line:   2,
+			text:   string(linking.ReasonAmbiguous),
+		},
+		{
+			name:   "applied with another selector",
+			policy: selectPolicy(linking.PreferConnection(backfilltest.ConnDatabase), linking.PreferOldest),
+			line:   1,
+			text:   `by "connection:Username-Password-Authentication", not "auth0|p000-0" by "oldest"`,
+		},
+		{
+			name:   "applied without a selector",
+			policy: backfilltest.Policy(),
+			line:   1,
+			text:   "planned with a selector",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, _ := prepareUsers(t, users, backfill.Planner{Policy: policy})
+			if got := p.plan.Lines[1].Primary.ID; got != "email|p001-1" {
+				t.Fatalf("got primary %s on line 2, want email|p001-1", got)
+			}
+			if tt.edit != nil {
+				editPlan(t, p.planPath, 2, tt.edit)
+			}
+			a := fastApplier(p.tenant)
+			a.Policy = tt.policy
+			_, err := applyFile(a, p.planPath, p.journal)
+			checkRefused(t, err, tt.line, tt.text)
+			checkRefused(t, err, tt.line, string(backfill.ReasonNotChosen))
+			if calls := p.tenant.Calls(); len(calls) != 0 {
+				t.Errorf("got calls %v, want none", calls)
+			}
+			if _, err := os.Stat(p.journal); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("got a journal (%v), want none", err)
+			}
+		})
+	}
+
+	// A plan made without a selector is refused by an Applier with one.
+	p := prepare(t, smallSpec)
+	a := fastApplier(p.tenant)
+	a.Policy = policy
+	_, err := a.Apply(context.Background(), p.plan, p.journal)
+	checkRefused(t, err, 1, "planned without a selector")
+}
+
+// TestApplySelectLive: the tenant changes between plan and apply, under a
+// selector. Apply reads both users before each link and decides the pair
+// again with the selector: a blocked secondary is skipped, and so is a pair
+// whose users the selector now orders the other way (the primary recreated
+// by an unlink, so newer), or cannot tell apart (the secondary has become a
+// primary too); the rest of each group is linked.
+func TestApplySelectLive(t *testing.T) {
+	users, _ := groupsSpec{sizes: []int{5, 3, 3}}.users()
+	policy := selectPolicy(linking.PreferOldest)
+	p, _ := prepareUsers(t, users, backfill.Planner{Policy: policy})
+	ctx := context.Background()
+	lines := p.plan.Lines
+	if len(lines) != 3 {
+		t.Fatalf("got %d plan lines, want 3", len(lines))
+	}
+	update := func(id string, fn func(*linking.User)) {
+		t.Helper()
+		if _, err := p.tenant.UpdateUser(ctx, id, func(u *linking.User) error { fn(u); return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Line 0: a secondary was blocked.
+	update(lines[0].Secondaries[1].ID, func(u *linking.User) { u.Blocked = true })
+	// Line 1: the last secondary became a primary: another user with the
+	// same email was linked into it.
+	last := lines[1].Secondaries[1]
+	other := person(1, signup{backfilltest.ConnEmail, 30})[0]
+	other.ID, other.Identities[0].UserID = "email|other", "other"
+	if err := p.tenant.AddUser(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.tenant.Link(ctx, last.ID, other.Identities[0]); err != nil {
+		t.Fatal(err)
+	}
+	// Line 2: the primary was unlinked from another user since the plan,
+	// which recreated it: it is now the newest.
+	update(lines[2].Primary.ID, func(u *linking.User) { u.CreatedAt = time.Now() })
+	before := p.tenant.Users()
+	p.tenant.ResetCalls()
+
+	skip := func(i, s int, reason linking.Reason) backfill.Skip {
+		return backfill.Skip{Line: p.plan.Numbers[i], PrimaryID: lines[i].Primary.ID, SecondaryID: lines[i].Secondaries[s].ID, Reason: reason}
+	}
+	wantSkipped := []backfill.Skip{
+		skip(0, 1, backfill.ReasonLoginBlocked),
+		skip(1, 1, linking.ReasonAmbiguous),
+		skip(2, 0, backfill.ReasonNotChosen),
+		skip(2, 1, backfill.ReasonNotChosen),
+	}
+	a := fastApplier(p.tenant)
+	a.Policy = policy
+	rep, err := a.Apply(ctx, p.plan, p.journal)
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if diff := cmp.Diff(wantSkipped, rep.Skipped); diff != "" {
+		t.Errorf("skipped (-want +got):\n%s", diff)
+	}
+	linkedNow := map[string]string{lines[1].Secondaries[0].ID: lines[1].Primary.ID}
+	for _, s := range []int{0, 2, 3} {
+		linkedNow[lines[0].Secondaries[s].ID] = lines[0].Primary.ID
+	}
+	if rep.Done != len(linkedNow) || len(rep.Failed) != 0 {
+		t.Errorf("got %d done, failures %v; want %d done", rep.Done, rep.Failed, len(linkedNow))
+	}
+	if diff := diffUsers(t, linked(before, linkedNow), p.tenant.Users()); diff != "" {
+		t.Errorf("tenant after apply (-want +got):\n%s", diff)
+	}
+	checkUndo(t, a, p, before)
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/idlink/linking"
 	"github.com/idlink/linking/backfill"
 	"github.com/idlink/linking/backfill/backfilltest"
 	"github.com/idlink/linking/linkingtest"
@@ -23,9 +24,12 @@ import (
 )
 
 // BenchmarkPlan1M plans a generated gzipped export of 1,000,000 users (with
-// 1,000 groups of each kind), written once before the timer starts. It
-// reports users/s, the process's peak resident memory (VmHWM, which also
-// covers the generation) and the memory the runtime got from the system.
+// 1,000 groups of each kind), written once before the timer starts: with
+// the rule without a selector, and with a selector that prefers the oldest
+// user (which also merges the groups of three verified users). It reports
+// users/s, the process's peak resident memory (VmHWM, which also covers the
+// generation and the sub-benchmarks before) and the memory the runtime got
+// from the system.
 //
 //	go test -run '^$' -bench Plan1M -benchtime 1x ./backfill/
 func BenchmarkPlan1M(b *testing.B) {
@@ -45,26 +49,37 @@ func BenchmarkPlan1M(b *testing.B) {
 	f.Close()
 	runtime.GC()
 
-	p := backfill.Planner{Policy: backfilltest.Policy()}
-	b.ResetTimer()
-	var s backfill.Summary
-	for range b.N {
-		s, err = p.Plan(context.Background(), openFile(path), io.Discard)
-		if err != nil {
-			b.Fatal(err)
-		}
+	tests := []struct {
+		name   string
+		policy linking.Policy
+		links  int
+	}{
+		{"rule", backfilltest.Policy(), 3 * spec.Groups},
+		{"select", selectPolicy(linking.PreferOldest), 5 * spec.Groups},
 	}
-	b.StopTimer()
-	if s.Users != spec.Users || s.Links != 3*spec.Groups {
-		b.Fatalf("got %d users and %d links, want %d and %d", s.Users, s.Links, spec.Users, 3*spec.Groups)
+	for _, tt := range tests {
+		b.Run(tt.name, func(b *testing.B) {
+			p := backfill.Planner{Policy: tt.policy}
+			var s backfill.Summary
+			for range b.N {
+				s, err = p.Plan(context.Background(), openFile(path), io.Discard)
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			if s.Users != spec.Users || s.Links != tt.links {
+				b.Fatalf("got %d users and %d links, want %d and %d", s.Users, s.Links, spec.Users, tt.links)
+			}
+			b.ReportMetric(float64(spec.Users)*float64(b.N)/b.Elapsed().Seconds(), "users/s")
+			if hwm := vmHWM(); hwm > 0 {
+				b.ReportMetric(float64(hwm)/(1<<20), "peak-RSS-MiB")
+			}
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			b.ReportMetric(float64(ms.Sys)/(1<<20), "sys-MiB")
+		})
 	}
-	b.ReportMetric(float64(spec.Users)*float64(b.N)/b.Elapsed().Seconds(), "users/s")
-	if hwm := vmHWM(); hwm > 0 {
-		b.ReportMetric(float64(hwm)/(1<<20), "peak-RSS-MiB")
-	}
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	b.ReportMetric(float64(ms.Sys)/(1<<20), "sys-MiB")
 }
 
 // vmHWM returns the process's peak resident set size in bytes, from
@@ -96,24 +111,63 @@ func vmHWM() int64 {
 //
 //	go test -run '^$' -bench Apply50rps -benchtime 1x ./backfill/
 func BenchmarkApply50rps(b *testing.B) {
-	const links, rate = 1000, 50.0
-	spec := backfilltest.Spec{Seed: 2, Users: 7000, Groups: (links + 2) / 3}
-	users := spec.All()
+	const links = 1000
+	users := backfilltest.Spec{Seed: 2, Users: 7000, Groups: (links + 2) / 3}.All()
+	full := planBench(b, users, backfill.Planner{Policy: backfilltest.Policy()})
+	plan := &backfill.Plan{Lines: full.Lines[:links], Numbers: full.Numbers[:links], Digest: full.Digest}
+	benchApply(b, users, plan, backfilltest.Policy())
+}
+
+// BenchmarkApplyGroups5 applies 100 groups of 5 users each, merged with a
+// selector that prefers the oldest user (400 links, four per plan line), as
+// BenchmarkApply50rps does.
+//
+//	go test -run '^$' -bench ApplyGroups5 -benchtime 1x ./backfill/
+func BenchmarkApplyGroups5(b *testing.B) {
+	sizes := make([]int, 100)
+	for i := range sizes {
+		sizes[i] = 5
+	}
+	users, _ := groupsSpec{sizes: sizes, singles: 500}.users()
+	policy := selectPolicy(linking.PreferOldest)
+	plan := planBench(b, users, backfill.Planner{Policy: policy})
+	if plan.Links() != 400 {
+		b.Fatalf("got %d links, want 400", plan.Links())
+	}
+	benchApply(b, users, plan, policy)
+}
+
+// planBench plans users with p, in memory.
+func planBench(b *testing.B, users []linking.User, p backfill.Planner) *backfill.Plan {
+	b.Helper()
 	var export bytes.Buffer
-	if err := spec.WriteExport(&export); err != nil {
+	x := backfilltest.NewExportWriter(&export)
+	for _, u := range users {
+		if err := x.Write(u); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := x.Flush(); err != nil {
 		b.Fatal(err)
 	}
 	var planBuf bytes.Buffer
 	open := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(export.Bytes())), nil }
-	if _, err := (backfill.Planner{Policy: backfilltest.Policy()}).Plan(context.Background(), open, &planBuf); err != nil {
+	if _, err := p.Plan(context.Background(), open, &planBuf); err != nil {
 		b.Fatal(err)
 	}
-	full, err := backfill.ReadPlan(&planBuf)
+	plan, err := backfill.ReadPlan(&planBuf)
 	if err != nil {
 		b.Fatal(err)
 	}
-	plan := &backfill.Plan{Lines: full.Lines[:links], Numbers: full.Numbers[:links], Digest: full.Digest}
+	return plan
+}
 
+// benchApply applies plan to a tenant of users through go-auth0 against the
+// emulator, limited to 50 requests/s with a burst of 50, with the Applier at
+// 50/s, and reports links/s, answers 429 and API requests per link.
+func benchApply(b *testing.B, users []linking.User, plan *backfill.Plan, policy linking.Policy) {
+	const rate = 50.0
+	links := plan.Links()
 	var elapsed time.Duration
 	var tooMany, calls int
 	for i := range b.N {
@@ -122,7 +176,7 @@ func BenchmarkApply50rps(b *testing.B) {
 		srv := mgmttest.NewServer(tenant, mgmttest.WithRateLimit(rate, int(rate)))
 		statuses := &statusCounter{base: http.DefaultTransport}
 		store := srv.Store(b, noRetries, mgmt.WithHTTPClient(&http.Client{Transport: statuses, Timeout: mgmt.DefaultTimeout}))
-		a := &backfill.Applier{Store: store, Tenant: srv.Domain(), Policy: backfilltest.Policy(), Rate: rate}
+		a := &backfill.Applier{Store: store, Tenant: srv.Domain(), Policy: policy, Rate: rate}
 		journal := filepath.Join(b.TempDir(), "journal"+strconv.Itoa(i)+".jsonl")
 		b.StartTimer()
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/idlink/linking"
 	"github.com/idlink/linking/backfill"
 	"github.com/idlink/linking/backfill/backfilltest"
 	"github.com/idlink/linking/linkingtest"
@@ -229,4 +230,36 @@ func TestApplyConfigError(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestEmulatorSelect merges a group of 3 and a group of 5 with a selector
+// through the real go-auth0 client against the emulator: every member into
+// the oldest of its group, three requests per link; undo gives back the
+// original users, metadata included.
+func TestEmulatorSelect(t *testing.T) {
+	users, links := groupsSpec{sizes: []int{3, 5}, singles: 5}.users()
+	policy := selectPolicy(linking.PreferOldest)
+	p, _ := prepareUsers(t, users, backfill.Planner{Policy: policy})
+	srv := mgmttest.NewServer(p.tenant)
+	defer srv.Close()
+	a := fastApplier(srv.Store(t, noRetries))
+	a.Tenant, a.Policy = srv.Domain(), policy
+
+	rep, err := a.Apply(context.Background(), p.plan, p.journal)
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if rep.Done != len(links) || len(rep.Failed)+len(rep.Skipped) != 0 {
+		t.Errorf("got %d done, failures %v, skipped %v; want %d done", rep.Done, rep.Failed, rep.Skipped, len(links))
+	}
+	if got := srv.APIRequests(); got != 3*len(links) || rep.Calls != got {
+		t.Errorf("got %d API requests and Report.Calls %d, want three per link: %d", got, rep.Calls, 3*len(links))
+	}
+	after := p.tenant.Users()
+	if diff := diffUsers(t, linked(p.users, links), after); diff != "" {
+		t.Errorf("tenant after apply (-want +got):\n%s", diff)
+	}
+	checkHeldOnce(t, after)
+
+	checkUndo(t, a, p, p.users)
 }

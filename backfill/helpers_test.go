@@ -2,17 +2,21 @@ package backfill_test
 
 import (
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
+	gocmp "github.com/google/go-cmp/cmp"
 
 	"github.com/idlink/linking"
 	"github.com/idlink/linking/backfill"
@@ -106,18 +110,8 @@ type prepared struct {
 
 func prepare(t testing.TB, spec backfilltest.Spec) prepared {
 	t.Helper()
-	dir := t.TempDir()
-	users := spec.All()
-	path := writeExport(t, dir, spec.Each)
-	planPath, _ := makePlan(t, dir, path, backfill.Planner{Policy: backfilltest.Policy()})
-	return prepared{
-		dir:      dir,
-		users:    users,
-		tenant:   linkingtest.NewTenant(users...),
-		planPath: planPath,
-		plan:     readPlan(t, planPath),
-		journal:  filepath.Join(dir, "journal.jsonl"),
-	}
+	p, _ := prepareUsers(t, spec.All(), backfill.Planner{Policy: backfilltest.Policy()})
+	return p
 }
 
 // linked returns users after the links secondary → primary, as Auth0 does
@@ -137,11 +131,11 @@ func linked(users []linking.User, links map[string]string) []linking.User {
 }
 
 // canonical returns each user as one line of JSON, sorted by user id: what
-// the tenant keeps of it, with metadata as JSON decodes it, without the
-// profile Auth0 copies into a linked identity and without the creation time
-// (a user recreated by an unlink gets a new one). Users read back from a
-// tenant compare with generated ones this way, and a difference shows as
-// whole users.
+// the tenant keeps of it, with metadata as JSON decodes it, its linked
+// identities sorted after its main one, without the profile Auth0 copies
+// into a linked identity and without the creation time (a user recreated by
+// an unlink gets a new one). Users read back from a tenant compare with
+// generated ones this way, and a difference shows as whole users.
 func canonical(t testing.TB, users []linking.User) []string {
 	t.Helper()
 	type identity struct {
@@ -161,6 +155,11 @@ func canonical(t testing.TB, users []linking.User) []string {
 		}
 		for _, id := range u.Identities {
 			c.Identities = append(c.Identities, identity{id.Provider, id.UserID, id.Connection, id.IsSocial})
+		}
+		if len(c.Identities) > 1 {
+			slices.SortFunc(c.Identities[1:], func(a, b identity) int {
+				return cmp.Or(strings.Compare(a.Provider, b.Provider), strings.Compare(a.UserID, b.UserID))
+			})
 		}
 		b, err := json.Marshal(c)
 		if err != nil {
@@ -191,7 +190,7 @@ func jsonMap(t testing.TB, m map[string]any) map[string]any {
 // their canonical form.
 func diffUsers(t testing.TB, want, got []linking.User) string {
 	t.Helper()
-	return cmp.Diff(canonical(t, want), canonical(t, got))
+	return gocmp.Diff(canonical(t, want), canonical(t, got))
 }
 
 // checkHeldOnce fails when an identity is held by two users.
@@ -228,5 +227,175 @@ func checkUndo(t testing.TB, a *backfill.Applier, p prepared, want []linking.Use
 	}
 	if diff := diffUsers(t, want, p.tenant.Users()); diff != "" {
 		t.Errorf("tenant after undo (-want +got):\n%s", diff)
+	}
+}
+
+// signup is one user of a person, by the connection it signed up with and
+// the day, after groupEpoch, it was created.
+type signup struct {
+	conn string
+	day  int
+}
+
+var groupEpoch = time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// person returns the users of person n, one per signup, all with the
+// verified email person.N@example.com and metadata of their own.
+func person(n int, signups ...signup) []linking.User {
+	email := fmt.Sprintf("person.%d@example.com", n)
+	users := make([]linking.User, len(signups))
+	for i, su := range signups {
+		id := linking.Identity{UserID: fmt.Sprintf("p%03d-%d", n, i), Connection: su.conn}
+		switch su.conn {
+		case backfilltest.ConnEmail:
+			id.Provider = "email"
+		case backfilltest.ConnGoogle:
+			id.Provider, id.IsSocial = "google-oauth2", true
+		default:
+			id.Provider = "auth0"
+		}
+		users[i] = linking.User{
+			ID: id.UserIDOf(), Email: email, EmailVerified: true,
+			Identities:   []linking.Identity{id},
+			CreatedAt:    groupEpoch.AddDate(0, 0, su.day),
+			UserMetadata: map[string]any{"signup": su.conn, "n": float64(i)},
+		}
+		if i%2 == 1 {
+			users[i].AppMetadata = map[string]any{"plan": "trial", "flags": map[string]any{"beta": true}}
+		}
+	}
+	return users
+}
+
+// groupConns are the connections of the members of a generated group, in
+// order: a group of n has the first n.
+var groupConns = []string{
+	backfilltest.ConnDatabase, backfilltest.ConnEmail, backfilltest.ConnGoogle,
+	backfilltest.ConnLegacy, backfilltest.ConnEmail,
+}
+
+// groupOf returns person n with a group of size users, all eligible: the
+// member oldest is created first, the others a day apart in order.
+func groupOf(n, size, oldest int) []linking.User {
+	signups := make([]signup, size)
+	for i := range signups {
+		signups[i] = signup{conn: groupConns[i], day: 1 + (i-oldest+size)%size}
+	}
+	return person(n, signups...)
+}
+
+// groupsSpec is a tenant of groups of several sizes, with every member
+// eligible, and users of their own.
+type groupsSpec struct {
+	sizes   []int // the sizes of the groups, one group each
+	singles int
+}
+
+// users returns the tenant's users, and the links a selector that prefers
+// the oldest user plans: every member into the oldest of its group.
+func (s groupsSpec) users() ([]linking.User, map[string]string) {
+	var users []linking.User
+	links := make(map[string]string)
+	for n, size := range s.sizes {
+		group := groupOf(n, size, n%size)
+		for _, u := range group {
+			if u.ID != group[n%size].ID {
+				links[u.ID] = group[n%size].ID
+			}
+		}
+		users = append(users, group...)
+	}
+	for i := range s.singles {
+		users = append(users, person(1000+i, signup{groupConns[i%len(groupConns)], i})...)
+	}
+	return users, links
+}
+
+// exportOf writes users as a gzipped export in dir and returns its path.
+func exportOf(t testing.TB, dir string, users []linking.User) string {
+	t.Helper()
+	return writeExport(t, dir, func(write func(linking.User) error) error {
+		for _, u := range users {
+			if err := write(u); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// selectPolicy is backfilltest.Policy with a selector.
+func selectPolicy(sel ...linking.Preference) linking.Policy {
+	p := backfilltest.Policy()
+	p.Select = sel
+	return p
+}
+
+// prepareUsers plans users with planner, for a tenant that holds them.
+func prepareUsers(t testing.TB, users []linking.User, planner backfill.Planner) (prepared, backfill.Summary) {
+	t.Helper()
+	dir := t.TempDir()
+	planPath, s := makePlan(t, dir, exportOf(t, dir, users), planner)
+	return prepared{
+		dir:      dir,
+		users:    users,
+		tenant:   linkingtest.NewTenant(users...),
+		planPath: planPath,
+		plan:     readPlan(t, planPath),
+		journal:  filepath.Join(dir, "journal.jsonl"),
+	}, s
+}
+
+// editPlan rewrites the line n (from 1) of the plan file at path with edit,
+// as a person editing the plan would.
+func editPlan(t testing.TB, path string, n int, edit func(*backfill.PlanLine)) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(data), "\n")
+	var l backfill.PlanLine
+	if err := json.Unmarshal([]byte(lines[n-1]), &l); err != nil {
+		t.Fatal(err)
+	}
+	edit(&l)
+	b, err := json.Marshal(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines[n-1] = string(b) + "\n"
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// applyFile reads the plan at path and applies it with a, as a program does.
+func applyFile(a *backfill.Applier, path, journal string) (backfill.Report, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return backfill.Report{}, err
+	}
+	defer f.Close()
+	pl, err := backfill.ReadPlan(f)
+	if err != nil {
+		return backfill.Report{}, err
+	}
+	return a.Apply(context.Background(), pl, journal)
+}
+
+// checkRefused checks that err is the refusal of the plan line line, as
+// unsafe, with a message that holds text.
+func checkRefused(t testing.TB, err error, line int, text string) {
+	t.Helper()
+	var le *backfill.LineError
+	if !errors.As(err, &le) || !errors.Is(err, backfill.ErrUnsafePlan) {
+		t.Fatalf("got %v, want an unsafe plan line", err)
+	}
+	if le.Input != "plan" || le.Line != line {
+		t.Errorf("got %s line %d, want plan line %d (%v)", le.Input, le.Line, line, err)
+	}
+	if !strings.Contains(err.Error(), text) {
+		t.Errorf("got message %q, want it to mention %q", err, text)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,10 +16,12 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/idlink/linking"
 	"github.com/idlink/linking/backfill"
 	"github.com/idlink/linking/backfill/backfilltest"
+	"github.com/idlink/linking/linkingtest"
 )
 
 // TestPlanGenerated plans a generated tenant of 10,000 users with seeded
@@ -300,5 +304,281 @@ func TestPrimaryPolicy(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// planned is what a test checks of a plan line or a refused group: the
+// primary, the preference that chose it, the members linked, and the others
+// with their reasons.
+type planned struct {
+	Primary     string
+	ChosenBy    string
+	Secondaries []string
+	Skipped     map[string]linking.Reason
+	Reason      linking.Reason // of a group not planned
+}
+
+func plannedLines(pl *backfill.Plan) map[string]planned {
+	out := make(map[string]planned)
+	for _, l := range pl.Lines {
+		p := planned{Primary: l.Primary.ID, ChosenBy: l.ChosenBy, Reason: l.Reason}
+		for _, s := range l.Secondaries {
+			p.Secondaries = append(p.Secondaries, s.ID)
+		}
+		for _, m := range l.Skipped {
+			if p.Skipped == nil {
+				p.Skipped = make(map[string]linking.Reason)
+			}
+			p.Skipped[m.UserID] = m.Reason
+		}
+		out[l.Email] = p
+	}
+	return out
+}
+
+func plannedReports(rs ...[]backfill.GroupReport) map[string]planned {
+	out := make(map[string]planned)
+	for _, r := range slices.Concat(rs...) {
+		p := planned{Primary: r.PrimaryID, ChosenBy: r.ChosenBy, Reason: r.Reason}
+		for _, m := range r.Members {
+			if p.Skipped == nil {
+				p.Skipped = make(map[string]linking.Reason)
+			}
+			p.Skipped[m.UserID] = m.Reason
+		}
+		out[r.Email] = p
+	}
+	return out
+}
+
+// TestPlanSelect plans groups of up to five users with a selector: the
+// selector chooses each group's primary among the members that may be one,
+// and every other such member is linked into it, as each member's own login
+// would be; a tie is ambiguous; a blocked member denies the others, as at
+// login; without a selector, a group of three is ambiguous.
+func TestPlanSelect(t *testing.T) {
+	// ids returns the ids of members of us, sorted as a plan line holds
+	// them.
+	ids := func(us []linking.User, idx ...int) []string {
+		out := make([]string, len(idx))
+		for i, x := range idx {
+			out[i] = us[x].ID
+		}
+		return slices.Sorted(slices.Values(out))
+	}
+	byDB := linking.Selector{linking.PreferConnection(backfilltest.ConnDatabase), linking.PreferOldest}
+	dbName := "connection:" + backfilltest.ConnDatabase
+
+	three, five := groupOf(0, 3, 0), groupOf(1, 5, 1)
+	tie := groupOf(2, 3, 1)
+	tie[0].CreatedAt = tie[1].CreatedAt
+	blocked := groupOf(3, 3, 0)
+	blocked[2].Blocked = true
+	unverified := groupOf(4, 5, 3)
+	unverified[3].EmailVerified = false
+	established := groupOf(5, 3, 0)
+	extra := linking.Identity{Provider: "email", UserID: "p005-extra", Connection: backfilltest.ConnEmail,
+		ProfileData: map[string]any{"email": established[2].Email, "email_verified": true}}
+	established[2].Identities = append(established[2].Identities, extra)
+	email := func(us []linking.User) string { return us[0].Email }
+
+	tests := []struct {
+		name      string
+		users     []linking.User
+		policy    linking.Policy
+		lines     map[string]planned
+		reports   map[string]planned
+		ambiguous int
+	}{
+		{
+			name:   "groups of 3 and 5, the oldest",
+			users:  slices.Concat(three, five),
+			policy: selectPolicy(linking.PreferOldest),
+			lines: map[string]planned{
+				email(three): {Primary: three[0].ID, ChosenBy: "oldest", Secondaries: ids(three, 1, 2), Reason: linking.ReasonLinked},
+				email(five):  {Primary: five[1].ID, ChosenBy: "oldest", Secondaries: ids(five, 0, 2, 3, 4), Reason: linking.ReasonLinked},
+			},
+		},
+		{
+			name:   "groups of 3 and 5, the database user first",
+			users:  slices.Concat(three, five),
+			policy: selectPolicy(byDB...),
+			lines: map[string]planned{
+				email(three): {Primary: three[0].ID, ChosenBy: dbName, Secondaries: ids(three, 1, 2), Reason: linking.ReasonLinked},
+				email(five):  {Primary: five[0].ID, ChosenBy: dbName, Secondaries: ids(five, 1, 2, 3, 4), Reason: linking.ReasonLinked},
+			},
+		},
+		{
+			name:   "a tie the selector cannot break",
+			users:  tie,
+			policy: selectPolicy(linking.PreferOldest),
+			reports: map[string]planned{email(tie): {Reason: linking.ReasonAmbiguous, Skipped: map[string]linking.Reason{
+				tie[0].ID: linking.ReasonAmbiguous, tie[1].ID: linking.ReasonAmbiguous, tie[2].ID: linking.ReasonAmbiguous,
+			}}},
+			ambiguous: 1,
+		},
+		{
+			name:   "a tie a later preference breaks",
+			users:  tie,
+			policy: selectPolicy(byDB...),
+			lines: map[string]planned{
+				email(tie): {Primary: tie[0].ID, ChosenBy: dbName, Secondaries: ids(tie, 1, 2), Reason: linking.ReasonLinked},
+			},
+		},
+		{
+			name:   "a blocked member denies the others",
+			users:  blocked,
+			policy: selectPolicy(linking.PreferOldest),
+			reports: map[string]planned{email(blocked): {Primary: blocked[0].ID, ChosenBy: "oldest", Reason: backfill.ReasonNothingToLink, Skipped: map[string]linking.Reason{
+				blocked[1].ID: linking.ReasonBlockedAccount, blocked[2].ID: backfill.ReasonLoginBlocked,
+			}}},
+		},
+		{
+			name:  "a blocked member left out",
+			users: blocked,
+			policy: func() linking.Policy {
+				p := selectPolicy(linking.PreferOldest)
+				p.InsecureIgnoreBlockedAccounts = true
+				return p
+			}(),
+			lines: map[string]planned{email(blocked): {Primary: blocked[0].ID, ChosenBy: "oldest", Secondaries: ids(blocked, 1), Reason: linking.ReasonLinked,
+				Skipped: map[string]linking.Reason{blocked[2].ID: backfill.ReasonLoginBlocked}}},
+		},
+		{
+			name:   "the oldest member unverified",
+			users:  unverified,
+			policy: selectPolicy(linking.PreferOldest),
+			lines: map[string]planned{email(unverified): {Primary: unverified[4].ID, ChosenBy: "oldest", Secondaries: ids(unverified, 0, 1, 2), Reason: linking.ReasonLinked,
+				Skipped: map[string]linking.Reason{unverified[3].ID: linking.ReasonLoginEmailUnverified}}},
+		},
+		{
+			name:   "a member with several identities",
+			users:  established,
+			policy: selectPolicy(linking.PreferOldest),
+			lines: map[string]planned{
+				email(established): {Primary: established[2].ID, ChosenBy: linking.PreferEstablishedName, Secondaries: ids(established, 0, 1), Reason: linking.ReasonLinked},
+			},
+		},
+		{
+			name:   "without a selector, a group of 3 is ambiguous",
+			users:  three,
+			policy: backfilltest.Policy(),
+			reports: map[string]planned{email(three): {Primary: three[0].ID, Reason: linking.ReasonAmbiguous, Skipped: map[string]linking.Reason{
+				three[1].ID: linking.ReasonAmbiguous, three[2].ID: linking.ReasonAmbiguous,
+			}}},
+			ambiguous: 1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			planPath, s := makePlan(t, dir, exportOf(t, dir, tt.users), backfill.Planner{Policy: tt.policy})
+			pl := readPlan(t, planPath)
+			if err := pl.Check(tt.policy, nil); err != nil {
+				t.Errorf("Check of a fresh plan: %v", err)
+			}
+			if diff := cmp.Diff(tt.lines, plannedLines(pl), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("plan lines (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.reports, plannedReports(s.Refused, s.Ambiguous), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("groups not planned (-want +got):\n%s", diff)
+			}
+			if len(s.Ambiguous) != tt.ambiguous {
+				t.Errorf("got %d ambiguous groups, want %d", len(s.Ambiguous), tt.ambiguous)
+			}
+			links := 0
+			for _, l := range tt.lines {
+				links += len(l.Secondaries)
+			}
+			if s.Links != links || pl.Links() != links || s.Planned != len(tt.lines) {
+				t.Errorf("got %d links in the summary, %d in the plan and %d lines, want %d and %d lines", s.Links, pl.Links(), s.Planned, links, len(tt.lines))
+			}
+		})
+	}
+}
+
+// TestPlanGeneratedSelect plans a generated tenant with a selector that
+// prefers the oldest user: the groups the rule without a selector finds
+// ambiguous (three verified users) are merged into their oldest user; a
+// group whose oldest user is unverified links nothing, since the selector
+// chooses among the users that may be a primary; every other group is
+// planned as without a selector.
+func TestPlanGeneratedSelect(t *testing.T) {
+	spec := backfilltest.Spec{Seed: 42, Users: 3000, Groups: 10}
+	want := spec.Expected()
+	wantLinks := maps.Clone(want.Links)
+	oldest := make(map[string]linking.User)
+	var ambiguous []linking.User
+	for _, u := range spec.All() {
+		email, _ := linking.NormalizeEmail(u.Email)
+		if slices.Contains(want.Emails[backfilltest.KindAmbiguous], email) {
+			ambiguous = append(ambiguous, u)
+			if o, ok := oldest[email]; !ok || u.CreatedAt.Before(o.CreatedAt) {
+				oldest[email] = u
+			}
+		}
+	}
+	for _, u := range ambiguous {
+		if o := oldest[u.Email]; o.ID != u.ID {
+			wantLinks[u.ID] = o.ID
+		}
+	}
+	wantRefused := make(map[string]linking.Reason)
+	for _, k := range []backfilltest.Kind{backfilltest.KindUnverifiedSecondary, backfilltest.KindUnverifiedPrimary, backfilltest.KindUntrusted, backfilltest.KindBlocked} {
+		for _, e := range want.Emails[k] {
+			wantRefused[e] = backfill.ReasonNothingToLink
+		}
+	}
+
+	policy := selectPolicy(linking.PreferOldest)
+	dir := t.TempDir()
+	planPath, s := makePlan(t, dir, writeExport(t, dir, spec.Each), backfill.Planner{Policy: policy})
+	pl := readPlan(t, planPath)
+	if err := pl.Check(policy, nil); err != nil {
+		t.Fatalf("Check of a fresh plan: %v", err)
+	}
+	if diff := cmp.Diff(wantLinks, planLinks(pl)); diff != "" {
+		t.Errorf("plan links (-want +got):\n%s", diff)
+	}
+	gotRefused := make(map[string]linking.Reason)
+	for _, r := range s.Refused {
+		gotRefused[r.Email] = r.Reason
+	}
+	if diff := cmp.Diff(wantRefused, gotRefused); diff != "" {
+		t.Errorf("refused groups (-want +got):\n%s", diff)
+	}
+	if len(s.Ambiguous) != 0 {
+		t.Errorf("got ambiguous groups %v, want none", s.Ambiguous)
+	}
+	for _, l := range pl.Lines {
+		if l.ChosenBy != "oldest" {
+			t.Errorf("line %s: got chosen_by %q, want %q", l.Email, l.ChosenBy, "oldest")
+		}
+	}
+}
+
+// TestPlanPrimaryAndSelect: a PrimaryPolicy and a Selector are not given
+// together: to Plan, Check and Apply, it is an error before anything is read
+// or called.
+func TestPlanPrimaryAndSelect(t *testing.T) {
+	policy := selectPolicy(linking.PreferOldest)
+	primary := backfill.PreferConnections(backfilltest.ConnDatabase)
+	opened := false
+	open := func() (io.ReadCloser, error) { opened = true; return io.NopCloser(strings.NewReader("")), nil }
+	if _, err := (backfill.Planner{Policy: policy, Primary: primary}).Plan(context.Background(), open, io.Discard); err == nil || opened {
+		t.Errorf("Plan: got %v, export opened %v; want an error and no read", err, opened)
+	}
+	pl := &backfill.Plan{}
+	if err := pl.Check(policy, primary); err == nil {
+		t.Errorf("Check: got no error")
+	}
+	tenant := linkingtest.NewTenant()
+	a := fastApplier(tenant)
+	a.Policy, a.Primary = policy, primary
+	if _, err := a.Apply(context.Background(), pl, filepath.Join(t.TempDir(), "journal.jsonl")); err == nil {
+		t.Errorf("Apply: got no error")
+	}
+	if calls := tenant.Calls(); len(calls) != 0 {
+		t.Errorf("got calls %v, want none", calls)
 	}
 }

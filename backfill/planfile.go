@@ -135,14 +135,11 @@ func (r rule) checkLine(l PlanLine) error {
 	if err != nil {
 		return err
 	}
-	if o.primary.ID != l.Primary.ID {
+	if o.primary.ID != l.Primary.ID || o.chosenBy != l.ChosenBy {
 		return r.notChosen(l, o)
 	}
 	for _, m := range o.skipped {
 		return fmt.Errorf("secondary %q would not be linked into %q: %s", m.UserID, l.Primary.ID, m.Reason)
-	}
-	if o.chosenBy != l.ChosenBy {
-		return r.notChosen(l, o)
 	}
 	return nil
 }

@@ -1,12 +1,14 @@
 module github.com/idlink/linking
 
-go 1.24.0
+go 1.25.0
 
 require (
 	github.com/auth0/go-auth0 v1.45.0
+	github.com/coreos/go-oidc/v3 v3.21.0
+	github.com/go-jose/go-jose/v4 v4.1.9
 	github.com/google/go-cmp v0.7.0
 	golang.org/x/net v0.38.0
-	golang.org/x/oauth2 v0.32.0
+	golang.org/x/oauth2 v0.36.0
 	golang.org/x/sync v0.19.0
 	golang.org/x/time v0.14.0
 )

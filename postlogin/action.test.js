@@ -9,7 +9,7 @@ const assert = require('node:assert/strict');
 const http = require('node:http');
 const { createHmac, timingSafeEqual } = require('node:crypto');
 
-const { onExecutePostLogin } = require('./action.js');
+const { onExecutePostLogin, onContinuePostLogin } = require('./action.js');
 
 const SECRET = 'action-test-secret-0123456789abcdef0123456789';
 const MAX_SKEW_SECONDS = 300;
@@ -315,4 +315,243 @@ test('a request signed with another secret is refused by the service, and the lo
   assert.equal(svc.requests.length, 1);
   assert.equal(svc.requests[0].problem, 'bad signature');
   assert.deepEqual(calls, [['access.deny', UNAVAILABLE]]);
+});
+
+// Confirm before linking.
+
+const CONFIRM_SECRET = 'action-test-confirm-secret-0123456789abcdef';
+const CONTINUE_SECRET = 'action-test-continue-secret-0123456789abcdef';
+const LINKING_CLIENT_ID = 'linking-client';
+
+function b64url(s) {
+  return Buffer.from(s).toString('base64url');
+}
+
+// hs256 makes a JWT of claims signed with secret, as encodeToken and the
+// service do.
+function hs256(secret, claims, header = { alg: 'HS256', typ: 'JWT' }) {
+  const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
+  return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
+}
+
+function decodeJWT(token) {
+  return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8'));
+}
+
+// redirectApi returns an api object whose api.redirect answers as Auth0's
+// does: canRedirect says canRedirect; encodeToken signs with its secret and
+// sets iss, sub, iat, exp; validateToken checks the session_token of
+// event.request.body as Auth0 does (HS256, signature, exp, state) and not
+// its sub. Every call is recorded, the secrets included, for the test.
+function redirectApi(event, { canRedirect = true, state = 'st' } = {}) {
+  const calls = [];
+  const rec = (name, fn) => (...args) => {
+    calls.push([name, ...args]);
+    return fn ? fn(...args) : undefined;
+  };
+  const api = {
+    authentication: { setPrimaryUser: rec('authentication.setPrimaryUser') },
+    access: { deny: rec('access.deny') },
+    user: { setAppMetadata: rec('user.setAppMetadata'), setUserMetadata: rec('user.setUserMetadata') },
+    redirect: {
+      canRedirect: rec('redirect.canRedirect', () => canRedirect),
+      sendUserTo: rec('redirect.sendUserTo'),
+      encodeToken: rec('redirect.encodeToken', ({ secret, expiresInSeconds = 900, payload }) => {
+        const iat = Math.floor(Date.now() / 1000);
+        return hs256(secret, { ...payload, iss: 'tenant.example.com', sub: event.user.user_id, iat, exp: iat + expiresInSeconds });
+      }),
+      validateToken: rec('redirect.validateToken', ({ secret, tokenParameterName }) => {
+        const token = ((event.request || {}).body || {})[tokenParameterName];
+        if (typeof token !== 'string') throw new Error('no token');
+        const [h, p, s] = token.split('.');
+        const header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8'));
+        if (header.alg !== 'HS256') throw new Error('alg');
+        if (createHmac('sha256', secret).update(`${h}.${p}`).digest('base64url') !== s) throw new Error('signature');
+        const claims = JSON.parse(Buffer.from(p, 'base64url').toString('utf8'));
+        if (!(claims.exp > Date.now() / 1000)) throw new Error('expired');
+        if (claims.state !== state) throw new Error('state');
+        return claims;
+      }),
+    },
+  };
+  return { api, calls };
+}
+
+function confirmSecrets(url, extra = {}) {
+  return {
+    LINKING_URL: url, LINKING_SECRET: SECRET, LINKING_CONFIRM_SECRET: CONFIRM_SECRET,
+    LINKING_CONTINUE_SECRET: CONTINUE_SECRET, LINKING_CLIENT_ID: LINKING_CLIENT_ID, ...extra,
+  };
+}
+
+const candidateA = {
+  user_id: 'auth0|63d1', email: 'jane@example.com', email_verified: false, created_at: '2024-03-02T10:00:00Z',
+  identities: [{ provider: 'auth0', user_id: '63d1', connection: 'Username-Password-Authentication', isSocial: false }],
+};
+const candidateB = { ...candidateA, user_id: 'auth0|77aa', identities: [{ ...candidateA.identities[0], user_id: '77aa' }] };
+
+async function runWith(event, api) {
+  const log = console.log;
+  console.log = () => {};
+  try {
+    await onExecutePostLogin(event, api);
+  } finally {
+    console.log = log;
+  }
+}
+
+test('confirm: the request accepts it, and the person goes to the consent page with the offer', async (t) => {
+  const svc = await startService(t, ok({ action: 'confirm', reason: 'confirm', candidates: [candidateA] }));
+  const event = loginEvent(confirmSecrets(svc.url));
+  const { api, calls } = redirectApi(event);
+  await runWith(event, api);
+  assert.equal(svc.requests.length, 1);
+  assert.deepEqual(svc.requests[0].json.accept, ['confirm']);
+  assert.deepEqual(calls.map((c) => c[0]), ['redirect.canRedirect', 'redirect.encodeToken', 'redirect.sendUserTo']);
+  const [, opts] = calls[1];
+  assert.equal(opts.secret, CONFIRM_SECRET);
+  assert.equal(opts.expiresInSeconds, 120);
+  const [, url, options] = calls[2];
+  assert.equal(url, svc.url.replace('/v1/post-login', '/confirm'));
+  const claims = decodeJWT(options.query.session_token);
+  assert.equal(claims.typ, 'linking.confirm');
+  assert.equal(claims.sub, 'email|6f1c');
+  const { accept, ...login } = svc.requests[0].json;
+  assert.deepEqual(claims.login, login);
+  assert.deepEqual(claims.candidates, [candidateA]);
+  assert.deepEqual(Object.keys(options.query), ['session_token']);
+});
+
+test('confirm: canRedirect false (prompt=none, refresh token, ROPG): not accepted, and a confirm answer is no usable answer', async (t) => {
+  const svc = await startService(t, ok({ action: 'confirm', reason: 'confirm', candidates: [candidateA] }));
+  const event = loginEvent(confirmSecrets(svc.url));
+  const { api, calls } = redirectApi(event, { canRedirect: false });
+  await runWith(event, api);
+  assert.equal(svc.requests[0].json.accept, undefined);
+  assert.deepEqual(calls.map((c) => c[0]), ['redirect.canRedirect', 'access.deny']);
+  assert.equal(calls[1][1], UNAVAILABLE);
+});
+
+test('confirm: without the confirm secrets, canRedirect is not asked and confirm not accepted', async (t) => {
+  const svc = await startService(t, ok({ action: 'none', reason: 'no_candidate' }));
+  const event = loginEvent({ LINKING_URL: svc.url, LINKING_SECRET: SECRET, LINKING_CONFIRM_SECRET: CONFIRM_SECRET });
+  const { api, calls } = redirectApi(event);
+  await runWith(event, api);
+  assert.equal(svc.requests[0].json.accept, undefined);
+  assert.deepEqual(calls, []);
+});
+
+test('the linking client: its logins (the proofs) send no request and call nothing', async (t) => {
+  const svc = await startService(t, ok({ action: 'confirm', reason: 'confirm', candidates: [candidateA] }));
+  const event = loginEvent(confirmSecrets(svc.url));
+  event.client = { client_id: LINKING_CLIENT_ID, name: 'Linking' };
+  const { api, calls } = redirectApi(event);
+  await runWith(event, api);
+  assert.equal(svc.requests.length, 0);
+  assert.deepEqual(calls, []);
+});
+
+test('confirm: accounts declined before are not offered again', async (t) => {
+  const svc = await startService(t, ok({ action: 'confirm', reason: 'confirm', candidates: [candidateA, candidateB] }));
+  const cases = [
+    ['every account declined: the login goes on', ['auth0|63d1', 'auth0|77aa'], null],
+    ['one declined: the other is offered', ['auth0|63d1'], [candidateB]],
+    ['none declined', [], [candidateA, candidateB]],
+  ];
+  for (const [name, declined, offered] of cases) {
+    await t.test(name, async () => {
+      const event = loginEvent(confirmSecrets(svc.url), { app_metadata: { linking: { declined } } });
+      const { api, calls } = redirectApi(event);
+      await runWith(event, api);
+      const sent = calls.filter((c) => c[0] === 'redirect.sendUserTo');
+      if (offered === null) {
+        assert.deepEqual(calls.map((c) => c[0]), ['redirect.canRedirect']);
+      } else {
+        assert.equal(sent.length, 1);
+        assert.deepEqual(decodeJWT(sent[0][2].query.session_token).candidates, offered);
+      }
+    });
+  }
+});
+
+test('confirm: an answer without valid candidates is no usable answer', async (t) => {
+  const bad = [
+    ['no candidates', undefined],
+    ['empty', []],
+    ['too many', [1, 2, 3, 4, 5, 6].map((i) => ({ ...candidateA, user_id: `auth0|${i}` }))],
+    ['a candidate without user_id', [{ email: 'x' }]],
+  ];
+  for (const [name, candidates] of bad) {
+    await t.test(name, async (t) => {
+      const svc = await startService(t, ok({ action: 'confirm', reason: 'confirm', candidates }));
+      const event = loginEvent(confirmSecrets(svc.url));
+      const { api, calls } = redirectApi(event);
+      await runWith(event, api);
+      assert.deepEqual(calls.map((c) => c[0]), ['redirect.canRedirect', 'access.deny']);
+    });
+  }
+});
+
+// continueEvent is the event of onContinuePostLogin: the login's user, and
+// the /continue request with the token in its form.
+function continueEvent(token, userChanges = {}) {
+  const event = loginEvent({ LINKING_CONTINUE_SECRET: CONTINUE_SECRET, LINKING_CONFIRM_SECRET: CONFIRM_SECRET }, userChanges);
+  event.request = { method: 'POST', body: { state: 'st', session_token: token } };
+  return event;
+}
+
+function returnToken(claims, secret = CONTINUE_SECRET) {
+  const iat = Math.floor(Date.now() / 1000);
+  return hs256(secret, { iss: 'https://linking.example.com', sub: 'email|6f1c', state: 'st', iat, exp: iat + 120, jti: 'j', typ: 'linking.continue', ...claims });
+}
+
+async function runContinue(event) {
+  const { api, calls } = redirectApi(event);
+  const log = console.log;
+  console.log = () => {};
+  try {
+    await onContinuePostLogin(event, api);
+  } finally {
+    console.log = log;
+  }
+  return calls.filter((c) => c[0] !== 'redirect.validateToken');
+}
+
+test('onContinuePostLogin: validateToken with the continue secret, then the outcome', async (t) => {
+  const linked = returnToken({ outcome: 'linked', primary_user_id: 'auth0|63d1' });
+  await t.test('linked: setPrimaryUser once', async () => {
+    const event = continueEvent(linked);
+    const { api, calls } = redirectApi(event);
+    await onContinuePostLogin(event, api);
+    assert.deepEqual(calls[0], ['redirect.validateToken', { secret: CONTINUE_SECRET, tokenParameterName: 'session_token' }]);
+    assert.deepEqual(calls.slice(1), [['authentication.setPrimaryUser', 'auth0|63d1']]);
+  });
+  const cases = [
+    ['not_now: the login goes on, nothing remembered', returnToken({ outcome: 'not_now' }), {}, []],
+    ['declined: remembered beside the marker', returnToken({ outcome: 'declined', declined: ['auth0|63d1', 'auth0|77aa'] }),
+      { app_metadata: { linking: { checked_email: 'old@example.com', declined: ['auth0|63d1'] } } },
+      [['user.setAppMetadata', 'linking', { checked_email: 'old@example.com', declined: ['auth0|63d1', 'auth0|77aa'] }]]],
+    ['denied: the service\'s message', returnToken({ outcome: 'denied', message: UNAVAILABLE }), {}, [['access.deny', UNAVAILABLE]]],
+    ['sub of another login', returnToken({ outcome: 'linked', primary_user_id: 'auth0|63d1', sub: 'email|other' }), {}, [['access.deny', UNAVAILABLE]]],
+    ['no sub', returnToken({ outcome: 'linked', primary_user_id: 'auth0|63d1', sub: undefined }), {}, [['access.deny', UNAVAILABLE]]],
+    ['a confirm token (typ of the other direction)', returnToken({ outcome: 'linked', primary_user_id: 'auth0|63d1', typ: 'linking.confirm' }), {}, [['access.deny', UNAVAILABLE]]],
+    ['signed with the confirm secret', returnToken({ outcome: 'linked', primary_user_id: 'auth0|63d1' }, CONFIRM_SECRET), {}, [['access.deny', UNAVAILABLE]]],
+    ['signed with LINKING_SECRET', returnToken({ outcome: 'linked', primary_user_id: 'auth0|63d1' }, SECRET), {}, [['access.deny', UNAVAILABLE]]],
+    ['alg none', `${b64url('{"alg":"none"}')}.${b64url(JSON.stringify({ sub: 'email|6f1c', state: 'st', exp: 9e9, typ: 'linking.continue', outcome: 'linked', primary_user_id: 'auth0|63d1' }))}.`, {}, [['access.deny', UNAVAILABLE]]],
+    ['another transaction\'s state', returnToken({ outcome: 'linked', primary_user_id: 'auth0|63d1', state: 'other' }), {}, [['access.deny', UNAVAILABLE]]],
+    ['expired', returnToken({ outcome: 'linked', primary_user_id: 'auth0|63d1', exp: 1 }), {}, [['access.deny', UNAVAILABLE]]],
+    ['linked without a primary', returnToken({ outcome: 'linked' }), {}, [['access.deny', UNAVAILABLE]]],
+    ['declined without a list', returnToken({ outcome: 'declined' }), {}, [['access.deny', UNAVAILABLE]]],
+    ['an unknown outcome', returnToken({ outcome: 'maybe' }), {}, [['access.deny', UNAVAILABLE]]],
+  ];
+  for (const [name, token, userChanges, want] of cases) {
+    await t.test(name, async () => {
+      assert.deepEqual(await runContinue(continueEvent(token, userChanges)), want);
+    });
+  }
+  await t.test('no continue secret', async () => {
+    const event = continueEvent(linked);
+    delete event.secrets.LINKING_CONTINUE_SECRET;
+    assert.deepEqual(await runContinue(event), [['access.deny', UNAVAILABLE]]);
+  });
 });

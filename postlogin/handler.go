@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/idlink/linking"
@@ -74,6 +75,11 @@ type Config struct {
 	// Logger receives one record per request. Nil logs nothing. Internal
 	// errors are logged here and never sent in a response.
 	Logger *slog.Logger
+	// Confirm configures confirm before linking (the consent page and the
+	// proof login), required exactly when the Linker's Policy.Confirm is not
+	// linking.ConfirmNever. Nil: the Handler answers only the Action's
+	// requests.
+	Confirm *ConfirmConfig
 }
 
 // Handler answers the post-login Action's signed requests with a
@@ -81,7 +87,11 @@ type Config struct {
 //
 // A Handler is safe for concurrent use.
 type Handler struct {
+	// linker decides the requests that accept ActionConfirm; auto, the
+	// same Linker without confirm mode, decides the others.
 	linker  *linking.Linker
+	auto    *linking.Linker
+	confirm *confirmer
 	secrets [][]byte
 	timeout time.Duration
 	maxSkew time.Duration
@@ -93,14 +103,19 @@ type Handler struct {
 var _ http.Handler = (*Handler)(nil)
 
 // NewHandler returns a Handler that decides with l. It returns ErrWeakSecret
-// when a secret is shorter than MinSecretLen, and an error for a nil Linker
-// and for negative or too long durations.
+// when a secret is shorter than MinSecretLen, and an error for a nil Linker,
+// for negative or too long durations, and for a confirm mode without
+// c.Confirm (or the reverse) or a ConfirmConfig that is incomplete.
+//
+// A request that does not accept ActionConfirm is decided by the rule alone,
+// as if l's Policy.Confirm were linking.ConfirmNever.
 func NewHandler(l *linking.Linker, c Config) (*Handler, error) {
 	if l == nil {
 		return nil, errors.New("postlogin: nil Linker")
 	}
 	h := &Handler{
 		linker:  l,
+		auto:    l,
 		timeout: cmp.Or(c.Timeout, DefaultTimeout),
 		maxSkew: cmp.Or(c.MaxSkew, DefaultMaxSkew),
 		maxBody: cmp.Or(c.MaxBodyBytes, DefaultMaxBodyBytes),
@@ -127,13 +142,40 @@ func NewHandler(l *linking.Linker, c Config) (*Handler, error) {
 	if h.logger == nil {
 		h.logger = slog.New(slog.DiscardHandler)
 	}
+	switch {
+	case c.Confirm != nil:
+		var err error
+		if h.confirm, err = newConfirmer(l, *c.Confirm, h.secrets, h.now, h.logger, h.timeout); err != nil {
+			return nil, err
+		}
+		h.auto = automatic(l)
+	case l.Policy.Confirm != linking.ConfirmNever:
+		return nil, errors.New("postlogin: the Linker's Policy.Confirm asks for proofs, which needs Config.Confirm")
+	}
 	return h, nil
 }
 
-// Mux returns a mux that serves h at Path and a liveness check at HealthPath.
+// automatic returns a Linker that does what l does, without confirm mode.
+func automatic(l *linking.Linker) *linking.Linker {
+	p := l.Policy
+	p.Confirm = linking.ConfirmNever
+	return &linking.Linker{
+		Store: l.Store, Policy: p, Logger: l.Logger, Observe: l.Observe,
+		Metadata: l.Metadata, RevokeSessions: l.RevokeSessions, Notifier: l.Notifier,
+		SearchCaseVariants: l.SearchCaseVariants, Timeout: l.Timeout, ReadBackTimeout: l.ReadBackTimeout,
+	}
+}
+
+// Mux returns a mux that serves h at Path, a liveness check at HealthPath,
+// and, when Config.Confirm is set, the consent page at ConfirmPath and the
+// proof's return at CallbackPath.
 func (h *Handler) Mux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle(Path, h)
+	if h.confirm != nil {
+		mux.HandleFunc(ConfirmPath, h.confirm.serveConfirm)
+		mux.HandleFunc(CallbackPath, h.confirm.serveCallback)
+	}
 	mux.HandleFunc(HealthPath, func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -171,8 +213,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
-	result, err := h.linker.Link(ctx, login)
+	linker := h.auto
+	if h.confirm != nil && slices.Contains(req.Accept, ActionConfirm) {
+		linker = h.linker
+	}
+	result, err := linker.Link(ctx, login)
 	resp := respond(login, result, err)
+	if linker != h.linker {
+		// A login that could not be sent to the consent page may have an
+		// account to prove at the next one: nothing is final.
+		resp.Remember = false
+	}
 
 	level, attrs := slog.LevelInfo, []slog.Attr{
 		slog.String("transaction_id", req.TransactionID),
@@ -230,6 +281,11 @@ func respond(login linking.Login, r linking.Result, err error) Response {
 	case r.Action == linking.ActionLink && r.PrimaryUserID != "":
 		resp.Action = ActionSetPrimaryUser
 		resp.PrimaryUserID = r.PrimaryUserID
+	case r.Action == linking.ActionConfirm && len(r.Decision.Confirm) > 0:
+		resp.Action = ActionConfirm
+		for _, u := range r.Decision.Confirm[:min(len(r.Decision.Confirm), MaxCandidates)] {
+			resp.Candidates = append(resp.Candidates, candidate(u))
+		}
 	case r.Action == linking.ActionNone, r.Action == linking.ActionAbsorb:
 		// After absorbing others, the login goes on as its own user.
 		resp.Action = ActionNone

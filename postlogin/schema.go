@@ -30,6 +30,12 @@ type Request struct {
 	Connection Connection `json:"connection"`
 	// TransactionID is event.transaction.id, for logs only. Optional.
 	TransactionID string `json:"transaction_id,omitempty"`
+	// Accept lists the actions beyond the first three that the Action can
+	// carry out for this login: ActionConfirm when it can send the person
+	// to the consent page (api.redirect.canRedirect() is true and it holds
+	// the confirm secrets). The Handler sends no action that is not in it.
+	// Optional.
+	Accept []Action `json:"accept,omitempty"`
 }
 
 // User is the login's user as the Action sends it (event.user).
@@ -64,6 +70,10 @@ type Identity struct {
 	Connection string `json:"connection"`
 	// IsSocial reports whether the connection is a social one.
 	IsSocial bool `json:"isSocial"`
+	// Email is the email in a linked identity's profileData. The Handler
+	// sets it in Response.Candidates, so that an offer carries what the
+	// rule checks of an account; the Action sends none in its requests.
+	Email string `json:"email,omitempty"`
 }
 
 // Connection is the connection of the login (event.connection).
@@ -88,20 +98,11 @@ func (r Request) Login() (linking.Login, error) {
 	case r.Connection.Name == "" || r.Connection.Strategy == "":
 		return linking.Login{}, fmt.Errorf("%w: connection.name and connection.strategy are required", ErrInvalidRequest)
 	}
-	u := linking.User{
-		ID:            r.User.UserID,
-		Email:         r.User.Email,
-		EmailVerified: r.User.EmailVerified,
-		CreatedAt:     r.User.CreatedAt,
-		AppMetadata:   r.User.AppMetadata,
-		UserMetadata:  r.User.UserMetadata,
-	}
+	u := r.User.linking()
 	var login []linking.Identity
-	for _, id := range r.User.Identities {
-		li := linking.Identity{Provider: id.Provider, UserID: id.UserID, Connection: id.Connection, IsSocial: id.IsSocial}
-		u.Identities = append(u.Identities, li)
+	for _, id := range u.Identities {
 		if id.Connection == r.Connection.Name && id.Provider == r.Connection.Strategy {
-			login = append(login, li)
+			login = append(login, id)
 		}
 	}
 	switch {
@@ -117,11 +118,44 @@ func (r Request) Login() (linking.Login, error) {
 	return linking.Login{User: u, Identity: login[0]}, nil
 }
 
+// linking returns u as the rule sees it.
+func (u User) linking() linking.User {
+	lu := linking.User{
+		ID:            u.UserID,
+		Email:         u.Email,
+		EmailVerified: u.EmailVerified,
+		CreatedAt:     u.CreatedAt,
+		AppMetadata:   u.AppMetadata,
+		UserMetadata:  u.UserMetadata,
+	}
+	for _, id := range u.Identities {
+		li := linking.Identity{Provider: id.Provider, UserID: id.UserID, Connection: id.Connection, IsSocial: id.IsSocial}
+		if id.Email != "" {
+			li.ProfileData = map[string]any{"email": id.Email}
+		}
+		lu.Identities = append(lu.Identities, li)
+	}
+	return lu
+}
+
+// candidate returns the account u as an offer carries it: its id, email,
+// creation time and identities (with their profile emails), and no
+// metadata.
+func candidate(u linking.User) User {
+	c := User{UserID: u.ID, Email: u.Email, EmailVerified: u.EmailVerified, CreatedAt: u.CreatedAt}
+	for _, id := range u.Identities {
+		e, _ := id.ProfileData["email"].(string)
+		c.Identities = append(c.Identities, Identity{
+			Provider: id.Provider, UserID: id.UserID, Connection: id.Connection, IsSocial: id.IsSocial, Email: e,
+		})
+	}
+	return c
+}
+
 // Action is what a Response asks the Action to do.
 //
-// The set may grow (a "confirm" action is planned for a confirm-before-link
-// mode); the Handler will send a new action only to an Action whose request
-// says it understands it.
+// The set may grow; the Handler sends an action beyond the first three only
+// to an Action whose request lists it in Request.Accept.
 type Action string
 
 // Actions of a Response.
@@ -134,6 +168,11 @@ const (
 	ActionNone Action = "none"
 	// ActionDeny: refuse the login with api.access.deny(message).
 	ActionDeny Action = "deny"
+	// ActionConfirm: nothing is linked yet; send the person to the consent
+	// page (ConfirmPath) with the accounts of Response.Candidates that they
+	// have not declined, to prove one of them (see ConfirmConfig). Sent
+	// only to an Action whose request lists it in Request.Accept.
+	ActionConfirm Action = "confirm"
 )
 
 // Response is the Handler's answer to a valid request (HTTP 200).
@@ -145,6 +184,9 @@ type Response struct {
 	// PrimaryUserID is the user the login must end as; set exactly when
 	// Action is ActionSetPrimaryUser.
 	PrimaryUserID string `json:"primary_user_id,omitempty"`
+	// Candidates are the accounts the person may prove, sorted by user id,
+	// at most MaxCandidates; set exactly when Action is ActionConfirm.
+	Candidates []User `json:"candidates,omitempty"`
 	// Reason is the linking.Reason code of the result, for logs.
 	Reason linking.Reason `json:"reason"`
 	// Message is a fixed text, safe to show the person; set exactly when

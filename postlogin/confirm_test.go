@@ -502,7 +502,7 @@ func TestConfirm_ProofPitfalls(t *testing.T) {
 			if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != postlogin.ConfirmPath {
 				t.Fatalf("callback: got %d to %q, want 303 back to the consent page\n%s", res.StatusCode, res.Header.Get("Location"), body)
 			}
-			page, csrf := e.consent(t, e.browser)
+			page, _ := e.consent(t, e.browser)
 			if !strings.Contains(page, tt.notice) {
 				t.Errorf("the consent page lacks the notice %q:\n%s", tt.notice, page)
 			}

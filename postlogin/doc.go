@@ -63,6 +63,31 @@
 // reading the primary back). HTTPS between the Action and the service keeps
 // requests from being captured.
 //
+// # Confirm before linking
+//
+// With a linking.Policy.Confirm other than ConfirmNever (and Config.Confirm
+// set), an account the automatic rule would not link into — an unverified or
+// untrusted one, one of several — or, with ConfirmAlways, every account, is
+// linked only after the person proves it, by a fresh login to exactly that
+// account:
+//
+//	Action --confirm token--> GET ConfirmPath (consent page) --Link--> tenant /authorize (prompt=login, max_age=0, PKCE, nonce)
+//	  --> GET CallbackPath (ID token: sub == the chosen account) --> Linker.LinkProven
+//	  --> POST tenant /continue (continue token, bound to Auth0's state) --> onContinuePostLogin: setPrimaryUser
+//
+// The Handler answers ActionConfirm only to an Action whose request accepts
+// it (Request.Accept), which the shipped Action sends only when
+// api.redirect.canRedirect() is true; any other request is decided by the
+// automatic rule alone. The Action's token to the consent page
+// (ConfirmToken) and the service's token back to Auth0 (ContinueToken) are
+// HS256 JWTs with a secret each (ConfirmConfig.ConfirmSecret, ContinueSecret),
+// distinct from each other and from Config.Secret, and a "typ" each, so that
+// neither is taken for the other. The consent page and the callback keep
+// their state on the server (ConfirmConfig.Store), bound to a __Host- cookie;
+// the form carries nothing but the choice and a CSRF token. A confirmed
+// login costs what an automatic one does: one lookup, when the Action asks,
+// and one link. SCHEMA.md describes both tokens and every check.
+//
 // # Time budget
 //
 // Auth0 gives an Action 20 seconds in all. The Handler runs the Linker under
@@ -80,5 +105,7 @@ var actionJS string
 // ActionSource returns the JavaScript of the post-login Action that calls
 // the Handler: the code to paste into the Action editor in the Auth0
 // Dashboard. It reads the Action secrets LINKING_URL, LINKING_SECRET and,
-// optionally, LINKING_FAIL_OPEN and LINKING_TIMEOUT_MS.
+// optionally, LINKING_FAIL_OPEN and LINKING_TIMEOUT_MS; for confirm before
+// linking, LINKING_CONFIRM_SECRET, LINKING_CONTINUE_SECRET and
+// LINKING_CLIENT_ID.
 func ActionSource() string { return actionJS }

@@ -27,16 +27,25 @@ import (
 // reserve: links, reads-back and writes keep one token spare, lookups more,
 // so that writes go first and other replicas' requests in flight fit. A
 // request that would have to wait past its deadline is refused at once with
-// linking.ErrRateBudget: nothing is sent. Before the first answer with
-// headers, and for a tenant that sends none, requests go unpaced.
+// linking.ErrRateBudget: nothing is sent. Until the first answer, one
+// request goes at a time, to learn the bucket; a tenant that answers without
+// the headers is not paced.
 type budget struct {
-	mu     sync.Mutex
-	known  bool      // an answer carried the headers
-	limit  float64   // the bucket's size
-	tokens float64   // the estimate at at, after our requests sent since
-	at     time.Time //
-	rate   float64   // tokens per second; 0 while unknown
-	until  time.Time // after a 429 whose rate is unknown: no request before
+	mu       sync.Mutex
+	known    bool      // an answer carried the headers
+	unpaced  bool      // an answer came without them: the tenant does not say
+	inflight int       // requests sent, not answered
+	limit    float64   // the bucket's size
+	tokens   float64   // the estimate at at, after our requests sent since
+	at       time.Time //
+	rate     float64   // tokens per second; 0 while unknown
+	// others is what other clients of the tenant spend, in tokens per
+	// second, as the answers show: what the bucket lacks beyond our own
+	// requests, measured over windows of a second or more.
+	others float64
+	drift  float64   // what the bucket lacked in the current window
+	window time.Time // when the current window began
+	fullBy time.Time // the latest reset: while the rate is unknown, the bucket is full by then
 	sent   uint64    // requests sent
 	latest uint64    // the request whose answer set the estimate
 	sentAt map[uint64]time.Time
@@ -55,9 +64,9 @@ const (
 // reserve is how many tokens a request of priority p leaves in the bucket.
 func (p priority) reserve() float64 {
 	if p == priorityLookup {
-		return 3
+		return 5
 	}
-	return 1
+	return 2
 }
 
 type priorityKey struct{}
@@ -85,19 +94,31 @@ func deadlineOf(ctx context.Context) (time.Time, bool) {
 	return ctx.Deadline()
 }
 
-// available returns the estimated tokens at now. b.mu must be held.
+// available returns the estimated tokens at now, refilled at the rate left
+// by the other clients. b.mu must be held.
 func (b *budget) available(now time.Time) float64 {
-	return min(b.limit, b.tokens+b.rate*now.Sub(b.at).Seconds())
+	if b.rate <= 0 && !now.Before(b.fullBy) {
+		return b.limit
+	}
+	return min(b.limit, b.tokens+b.share()*now.Sub(b.at).Seconds())
+}
+
+// share is the part of the refill rate left to this Store: the rate less
+// what the others spend, never below a tenth of it. b.mu must be held.
+func (b *budget) share() float64 {
+	return max(b.rate-b.others, b.rate/10)
 }
 
 // wait returns how long a request of priority p must wait at now, 0 to go.
 // b.mu must be held.
 func (b *budget) wait(p priority, now time.Time) time.Duration {
-	if !b.known {
+	switch {
+	case b.unpaced:
 		return 0
-	}
-	if now.Before(b.until) {
-		return b.until.Sub(now)
+	case !b.known && b.inflight > 0:
+		return 10 * time.Millisecond // learning the bucket from the first answer
+	case !b.known:
+		return 0
 	}
 	// Tiny buckets (a free tenant's) cannot spare a reserve.
 	need := max(1, min(1+p.reserve(), b.limit-1))
@@ -106,9 +127,9 @@ func (b *budget) wait(p priority, now time.Time) time.Duration {
 	case have >= need:
 		return 0
 	case b.rate <= 0:
-		return time.Second
+		return b.fullBy.Sub(now)
 	}
-	return time.Duration((need - have) / b.rate * float64(time.Second))
+	return time.Duration((need - have) / b.share() * float64(time.Second))
 }
 
 // admit waits until a request of ctx may go, takes its token, and returns
@@ -126,6 +147,7 @@ func (b *budget) admit(ctx context.Context) (uint64, error) {
 			b.tokens = b.available(now) - 1
 			b.at = now
 			b.sent++
+			b.inflight++
 			seq := b.sent
 			if b.sentAt == nil {
 				b.sentAt = make(map[uint64]time.Time)
@@ -156,39 +178,62 @@ func (b *budget) observe(seq uint64, res *http.Response, now time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	sentAt, ok := b.sentAt[seq]
+	if !ok {
+		return
+	}
 	delete(b.sentAt, seq)
-	if !ok || res == nil {
+	b.inflight--
+	if res == nil {
 		return
 	}
 	limit, errL := strconv.ParseFloat(res.Header.Get("X-RateLimit-Limit"), 64)
 	remaining, errR := strconv.ParseFloat(res.Header.Get("X-RateLimit-Remaining"), 64)
 	resetSec, errT := strconv.ParseInt(res.Header.Get("X-RateLimit-Reset"), 10, 64)
 	if errL != nil || errR != nil || errT != nil || limit <= 0 {
-		if res.StatusCode == http.StatusTooManyRequests && b.known {
+		switch {
+		case res.StatusCode == http.StatusTooManyRequests && b.known:
 			b.tokens, b.at = 0, now
+		case res.StatusCode < http.StatusBadRequest && !b.known:
+			b.unpaced = true
 		}
 		return
 	}
+	b.unpaced = false
 	reset := time.Unix(resetSec, 0)
 	// The bucket was full again by reset, counted from when the tenant
 	// took this request, which is after sentAt: the rate is at least this.
-	if remaining < limit && reset.After(sentAt) {
-		b.rate = max(b.rate, (limit-remaining)/reset.Sub(sentAt).Seconds())
+	// remaining is rounded down: count the deficit low, so that the rate
+	// is never overestimated.
+	if deficit := limit - remaining - 1; deficit > 0 && reset.After(sentAt) {
+		b.rate = max(b.rate, deficit/reset.Sub(sentAt).Seconds())
 	}
 	b.known, b.limit = true, limit
+	if seq > b.latest || res.StatusCode == http.StatusTooManyRequests {
+		b.fullBy = reset
+	}
 	if res.StatusCode == http.StatusTooManyRequests {
 		// The bucket is empty, whatever came since.
-		if b.rate <= 0 {
-			b.until = reset
-		}
 		b.latest = max(b.latest, seq)
-		b.tokens, b.at = -float64(b.sent-seq), now
+		b.tokens, b.at = -float64(b.inflight), now
 		return
 	}
 	if seq > b.latest {
-		// Requests sent after this one are not in remaining yet.
+		// Our requests still in flight may not be in remaining yet,
+		// whether sent before or after this one: count them out.
+		fresh := remaining - float64(b.inflight)
+		if b.window.IsZero() {
+			b.window = now
+		} else {
+			// The bucket as our own requests alone would have left it,
+			// refilled at the full rate, against what the tenant says.
+			b.drift += max(0, min(b.limit, b.tokens+b.rate*now.Sub(b.at).Seconds())-fresh)
+			if span := now.Sub(b.window).Seconds(); span >= 1 {
+				b.others = (b.others + b.drift/span) / 2
+				b.drift, b.window = 0, now
+			}
+		}
 		b.latest = seq
-		b.tokens = remaining - float64(b.sent-seq)
+		b.tokens = fresh
 		b.at = now
 	}
 }

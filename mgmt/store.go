@@ -140,7 +140,7 @@ func NewStore(m *management.Management) *Store {
 // (GET /api/v2/users-by-email).
 func (s *Store) UsersByEmail(ctx context.Context, email string) ([]linking.User, error) {
 	var found []*management.User
-	err := s.call(ctx, "look up users by email", false, func(ctx context.Context) (err error) {
+	err := s.call(withPriority(ctx, priorityLookup), "look up users by email", false, func(ctx context.Context) (err error) {
 		found, err = s.m.User.ListByEmail(ctx, email)
 		return err
 	})
@@ -166,7 +166,7 @@ func (s *Store) SearchUsersByEmail(ctx context.Context, email string) ([]linking
 		return nil, fmt.Errorf("mgmt: search users by email %q: quotes and backslashes are not searchable", email)
 	}
 	var found *management.UserList
-	err := s.call(ctx, "search users by email", false, func(ctx context.Context) (err error) {
+	err := s.call(withPriority(ctx, priorityLookup), "search users by email", false, func(ctx context.Context) (err error) {
 		found, err = s.m.User.List(ctx, management.Query(`email:"`+email+`"`),
 			management.Parameter("search_engine", "v3"), management.PerPage(100))
 		return err

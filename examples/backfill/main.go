@@ -437,7 +437,7 @@ func (c *command) connectFailed(err error) int {
 }
 
 // configHint follows a configuration error: trying again does not help.
-const configHint = "configuration error: check -domain (and -ca or -insecure-http), the client id and secret, and the application's scopes (read:users, update:users, read:connections); trying again cannot help until it is fixed"
+const configHint = "configuration error: check -domain (and -ca or -insecure-http), the client id and secret, and the application's scopes; trying again cannot help until it is fixed"
 
 const exportUsage = `Usage: backfill export [-out export.json.gz] [-force] -domain DOMAIN -client-id ID [client flags]
 

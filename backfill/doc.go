@@ -25,24 +25,35 @@
 //
 // Users are grouped by linking.NormalizeEmail of their email; users without
 // an email, or with one NormalizeEmail refuses, are never grouped. In a
-// group, a PrimaryPolicy chooses the primary among the members. The primary
-// must be a user a login could be linked into (its verdict from
-// linking.Decide is eligible: verified email, trusted connection, not
-// blocked); otherwise the group is refused. Then every other member is
-// decided exactly as its own login would be, with the whole group as
-// candidates: linking.Decide must answer ActionLink into the chosen primary.
-// A member for which it does not (unverified or untrusted, blocked, already a
-// primary, ...) is not linked. A group where a member's decision is
-// ambiguous (several eligible primaries) is not linked at all: the rule never
-// picks among several accounts that could each be the person's.
+// group, every member other than the primary is decided exactly as its own
+// login would be, with the whole group as candidates: linking.Decide must
+// answer ActionLink into the chosen primary. A member for which it does not
+// (unverified or untrusted, blocked, already a primary, ...) is not linked.
+// A group where a member's decision is ambiguous is not linked at all: the
+// rule never picks among several accounts that could each be the person's.
 //
-// A consequence: a group links at most one secondary user per run, since two
-// members that could both be linked are each an eligible primary for the
-// other. Such groups are reported as ambiguous for a person to resolve.
+// With a Selector in the policy (linking.Policy.Select), the one the login
+// rule uses, the primary is the user the Selector chooses among the members
+// that may be a primary (those Decide finds eligible: verified email,
+// trusted connection, not blocked), as it does at login, and every other
+// such member is linked into it: N−1 links for N of them. The plan line
+// names the preference that made the choice (PlanLine.ChosenBy). A tie the
+// Selector cannot break makes the group ambiguous. A blocked member that
+// would otherwise be eligible denies the others' logins, so nothing of its
+// group is linked (unless the policy's InsecureIgnoreBlockedAccounts).
 //
-// Apply checks every line of the plan again with the same rule, and the same
-// PrimaryPolicy, before it makes any call, so a plan edited by hand into
-// something unsafe (a primary swapped with a secondary included) is refused
-// as a whole, naming the line. The Applier is the only retry layer: give it
+// Without a Selector, a PrimaryPolicy chooses the primary among all the
+// members, and the primary must be a user a login could be linked into;
+// otherwise the group is refused. Since Decide without a Selector links
+// only into a single eligible candidate, a group links at most one secondary
+// user: two members that could both be linked are each an eligible primary
+// for the other. Such groups are reported as ambiguous for a person to
+// resolve, or merged with a Selector.
+//
+// Apply checks every line of the plan again with the same rule (the same
+// Selector, or PrimaryPolicy) before it makes any call, so a plan edited by
+// hand into something unsafe, or against the rule (a primary swapped with a
+// secondary, a preference that did not choose it), is refused as a whole,
+// naming the line. The Applier is the only retry layer: give it
 // a Store that does not retry (see Store).
 package backfill

@@ -77,3 +77,36 @@ func Example() {
 	// undone: 1, err: <nil>
 	// restored metadata: dark
 }
+
+// threeAccounts is an export in which Ann signed up three times: with a
+// passwordless code, with Google, then with a password.
+const threeAccounts = `{"user_id":"email|ann","email":"ann@example.com","email_verified":true,"created_at":"2021-02-01T00:00:00.000Z","identities":[{"provider":"email","user_id":"ann","connection":"email","isSocial":false}]}
+{"user_id":"google-oauth2|1234","email":"ann@example.com","email_verified":true,"created_at":"2022-03-01T00:00:00.000Z","identities":[{"provider":"google-oauth2","user_id":"1234","connection":"google-oauth2","isSocial":true}]}
+{"user_id":"auth0|ann","email":"ann@example.com","email_verified":true,"created_at":"2023-04-01T00:00:00.000Z","identities":[{"provider":"auth0","user_id":"ann","connection":"Username-Password-Authentication","isSocial":false}]}
+`
+
+// With a Selector, the rule a login uses chooses each group's primary, and
+// every other eligible member is linked into it.
+func Example_select() {
+	ctx := context.Background()
+	open := func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(threeAccounts)), nil }
+	policy := linking.Policy{
+		TrustedProviders: []string{"auth0", "email", "google-oauth2"},
+		Select:           linking.RecommendedSelector, // the oldest user
+	}
+	var plan bytes.Buffer
+	if _, err := (backfill.Planner{Policy: policy}).Plan(ctx, open, &plan); err != nil {
+		fmt.Println(err)
+		return
+	}
+	pl, err := backfill.ReadPlan(&plan)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, l := range pl.Lines {
+		fmt.Printf("%s: keep %s (chosen by %s), link %d\n", l.Email, l.Primary.ID, l.ChosenBy, len(l.Secondaries))
+	}
+	// Output:
+	// ann@example.com: keep email|ann (chosen by oldest), link 2
+}

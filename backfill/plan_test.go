@@ -318,35 +318,35 @@ type planned struct {
 	Reason      linking.Reason // of a group not planned
 }
 
+// plannedLines returns what a test checks of each line of the plan, by
+// email.
 func plannedLines(pl *backfill.Plan) map[string]planned {
 	out := make(map[string]planned)
 	for _, l := range pl.Lines {
-		p := planned{Primary: l.Primary.ID, ChosenBy: l.ChosenBy, Reason: l.Reason}
+		p := planned{Primary: l.Primary.ID, ChosenBy: l.ChosenBy, Reason: l.Reason, Skipped: skippedOf(l.Skipped)}
 		for _, s := range l.Secondaries {
 			p.Secondaries = append(p.Secondaries, s.ID)
-		}
-		for _, m := range l.Skipped {
-			if p.Skipped == nil {
-				p.Skipped = make(map[string]linking.Reason)
-			}
-			p.Skipped[m.UserID] = m.Reason
 		}
 		out[l.Email] = p
 	}
 	return out
 }
 
+// plannedReports returns what a test checks of each group not planned, by
+// email.
 func plannedReports(rs ...[]backfill.GroupReport) map[string]planned {
 	out := make(map[string]planned)
 	for _, r := range slices.Concat(rs...) {
-		p := planned{Primary: r.PrimaryID, ChosenBy: r.ChosenBy, Reason: r.Reason}
-		for _, m := range r.Members {
-			if p.Skipped == nil {
-				p.Skipped = make(map[string]linking.Reason)
-			}
-			p.Skipped[m.UserID] = m.Reason
-		}
-		out[r.Email] = p
+		out[r.Email] = planned{Primary: r.PrimaryID, ChosenBy: r.ChosenBy, Reason: r.Reason, Skipped: skippedOf(r.Members)}
+	}
+	return out
+}
+
+// skippedOf returns the reason of each member, by user id.
+func skippedOf(ms []backfill.Member) map[string]linking.Reason {
+	out := make(map[string]linking.Reason, len(ms))
+	for _, m := range ms {
+		out[m.UserID] = m.Reason
 	}
 	return out
 }

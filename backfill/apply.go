@@ -195,8 +195,8 @@ func (a *Applier) init() {
 }
 
 // Apply links every secondary of the plan into its primary, in the plan's
-// order (a line's secondaries one after the other), and records each step in the journal at journalPath (created when
-// it does not exist).
+// order (a line's secondaries one after the other), and records each step in
+// the journal at journalPath (created when it does not exist).
 //
 // Before any call, Apply checks every line of the plan with Plan.Check and
 // the journal against the tenant and the plan: an unsafe line, or a journal

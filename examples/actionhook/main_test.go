@@ -474,17 +474,7 @@ func TestExitCodes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			// A program that served would be killed after a minute.
 			r := clitest.Run(t, bin, []string{"AUTH0_CLIENT_SECRET=" + tt.secret, "LINKING_SECRET=" + secret}, tt.args...)
-			if r.Code != tt.code {
-				t.Errorf("exit code: got %d, want %d\nstderr: %s", r.Code, tt.code, r.Stderr)
-			}
-			for _, want := range tt.stdout {
-				if !strings.Contains(r.Stdout, want) {
-					t.Errorf("stdout: got %q, want %q in it", r.Stdout, want)
-				}
-			}
-			if len(tt.stdout) == 0 && r.Stdout != "" {
-				t.Errorf("stdout: got %q, want nothing", r.Stdout)
-			}
+			r.Expect(t, tt.code, tt.stdout...)
 			if r.Stderr != tt.stderr {
 				t.Errorf("stderr: got %q, want %q", r.Stderr, tt.stderr)
 			}

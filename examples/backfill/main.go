@@ -116,13 +116,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // command is a subcommand being run: its flags and its messages.
 type command struct {
-	fs     *flag.FlagSet
-	stderr io.Writer // standard error, each line prefixed with the command's name
+	fs        *flag.FlagSet
+	stderr    io.Writer // standard error, each line prefixed with the command's name
+	rawStderr io.Writer
 }
 
 func newCommand(name, usage string, stderr io.Writer) *command {
 	name = "backfill " + name
-	return &command{fs: cli.NewFlagSet(name, usage), stderr: cli.Prefix(stderr, name+": ")}
+	return &command{fs: cli.NewFlagSet(name, usage), stderr: cli.Prefix(stderr, name+": "), rawStderr: stderr}
 }
 
 // parse parses the flags; done means the command must return code: -h or
@@ -137,9 +138,7 @@ func (c *command) parse(args []string, stdout io.Writer) (done bool, code int) {
 
 // usage reports err, a usage error, and returns its exit code.
 func (c *command) usage(err error) int {
-	fmt.Fprintln(c.stderr, err)
-	fmt.Fprintf(c.stderr, "run '%s -h' for usage\n", c.fs.Name())
-	return exitUsage
+	return cli.Report(c.rawStderr, c.fs.Name(), err)
 }
 
 // policyFlags are the flags of the linking policy (package cli) and of the

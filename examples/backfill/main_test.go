@@ -634,21 +634,12 @@ func TestCommandLine(t *testing.T) {
 				args = append(args, strings.ReplaceAll(a, "{dir}", dir))
 			}
 			var stdout, stderr bytes.Buffer
-			if code := run(context.Background(), args, &stdout, &stderr); code != tt.code {
-				t.Errorf("exit code: got %d, want %d\nstderr: %s", code, tt.code, stderr.String())
-			}
-			for _, want := range tt.stdout {
-				if !strings.Contains(stdout.String(), want) {
-					t.Errorf("stdout lacks %q:\n%s", want, stdout.String())
-				}
-			}
+			code := run(context.Background(), args, &stdout, &stderr)
+			clitest.Result{Code: code, Stdout: stdout.String(), Stderr: stderr.String()}.Expect(t, tt.code, tt.stdout...)
 			for _, unwanted := range tt.notStdout {
 				if strings.Contains(stdout.String(), unwanted) {
 					t.Errorf("stdout has %q:\n%s", unwanted, stdout.String())
 				}
-			}
-			if len(tt.stdout) == 0 && stdout.Len() > 0 {
-				t.Errorf("stdout: got %q, want nothing", stdout.String())
 			}
 			if diff := cmp.Diff(tt.stderr, stderr.String()); diff != "" {
 				t.Errorf("stderr (-want +got):\n%s", diff)

@@ -168,17 +168,7 @@ func TestExitCodes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := clitest.Run(t, bin, nil, tt.args...)
-			if r.Code != tt.code {
-				t.Errorf("exit code: got %d, want %d\nstderr: %s", r.Code, tt.code, r.Stderr)
-			}
-			for _, want := range tt.stdout {
-				if !strings.Contains(r.Stdout, want) {
-					t.Errorf("stdout: got %q, want %q in it", r.Stdout, want)
-				}
-			}
-			if len(tt.stdout) == 0 && r.Stdout != "" {
-				t.Errorf("stdout: got %q, want nothing", r.Stdout)
-			}
+			r.Expect(t, tt.code, tt.stdout...)
 			if tt.stderrPrefix == "" && r.Stderr != tt.stderr ||
 				tt.stderrPrefix != "" && (!strings.HasPrefix(r.Stderr, tt.stderrPrefix) || strings.Count(r.Stderr, "\n") != 1) {
 				t.Errorf("stderr: got %q, want %q", r.Stderr, tt.stderr+tt.stderrPrefix)

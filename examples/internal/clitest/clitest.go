@@ -60,6 +60,24 @@ func Run(t *testing.T, bin string, env []string, args ...string) Result {
 	return Result{code, stdout.String(), stderr.String()}
 }
 
+// Expect reports, as errors of t, an exit code other than code, and a
+// standard output that lacks one of stdout or, with none given, is not
+// empty.
+func (r Result) Expect(t *testing.T, code int, stdout ...string) {
+	t.Helper()
+	if r.Code != code {
+		t.Errorf("exit code: got %d, want %d\nstderr: %s", r.Code, code, r.Stderr)
+	}
+	for _, want := range stdout {
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("stdout: got %q, want %q in it", r.Stdout, want)
+		}
+	}
+	if len(stdout) == 0 && r.Stdout != "" {
+		t.Errorf("stdout: got %q, want nothing", r.Stdout)
+	}
+}
+
 // Process is a program started by Start.
 type Process struct {
 	// Line is the first line of its standard output, without its newline.

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -438,14 +439,19 @@ func TestRun_ConfigurationError(t *testing.T) {
 }
 
 // TestExitCodes runs the program as an operator would: -h and -version
-// answer on standard output with exit code 0; a usage error exits 2 and a
-// configuration the tenant refuses 5, each with the cause on standard error
-// prefixed with the program's name, and no URL.
+// answer on standard output with exit code 0; a usage error exits 2, an
+// address in use 1 and a configuration the tenant refuses 5, each with the
+// cause on standard error prefixed with the program's name, and no URL.
 func TestExitCodes(t *testing.T) {
 	bin := clitest.Build(t, ".")
 	emu := mgmttest.NewTLSServer(seedTenant())
 	defer emu.Close()
 	args, _ := mgmtArgs(t, emu, "")
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
 	tests := []struct {
 		name   string
 		args   []string
@@ -462,8 +468,12 @@ func TestExitCodes(t *testing.T) {
 			stderr: "actionhook: flag provided but not defined: -verbose\nactionhook: run 'actionhook -h' for usage\n",
 		},
 		{
-			name: "-timeout too long", args: append(args, "-timeout", "20s"), secret: mgmttest.DefaultClientSecret, code: 2,
+			name: "-timeout too long", args: append(slices.Clone(args), "-timeout", "20s"), secret: mgmttest.DefaultClientSecret, code: 2,
 			stderr: "actionhook: -timeout 20s is outside (0, 15s]\nactionhook: run 'actionhook -h' for usage\n",
+		},
+		{
+			name: "address in use", args: append(slices.Clone(args), "-addr", busy.Addr().String()), secret: mgmttest.DefaultClientSecret, code: 1,
+			stderr: "actionhook: listen tcp " + busy.Addr().String() + ": bind: address already in use\n",
 		},
 		{
 			name: "wrong client secret", args: args, secret: "wrong", code: 5,

@@ -390,14 +390,19 @@ const candidateA = {
 };
 const candidateB = { ...candidateA, user_id: 'auth0|77aa', identities: [{ ...candidateA.identities[0], user_id: '77aa' }] };
 
-async function runWith(event, api) {
+// quietly runs fn with console.log silenced.
+async function quietly(fn) {
   const log = console.log;
   console.log = () => {};
   try {
-    await onExecutePostLogin(event, api);
+    await fn();
   } finally {
     console.log = log;
   }
+}
+
+function runWith(event, api) {
+  return quietly(() => onExecutePostLogin(event, api));
 }
 
 test('confirm: the request accepts it, and the person goes to the consent page with the offer', async (t) => {
@@ -507,13 +512,7 @@ function returnToken(claims, secret = CONTINUE_SECRET) {
 
 async function runContinue(event) {
   const { api, calls } = redirectApi(event);
-  const log = console.log;
-  console.log = () => {};
-  try {
-    await onContinuePostLogin(event, api);
-  } finally {
-    console.log = log;
-  }
+  await quietly(() => onContinuePostLogin(event, api));
   return calls.filter((c) => c[0] !== 'redirect.validateToken');
 }
 

@@ -151,20 +151,19 @@ func newConfirmer(l *linking.Linker, cc ConfirmConfig, requestSecrets [][]byte, 
 	if cc.ClientID == "" || cc.ClientSecret == "" {
 		return nil, errors.New("postlogin: ConfirmConfig.ClientID and ClientSecret are required")
 	}
+	// Each secret serves one direction: none may be another.
+	seen := make(map[string]bool)
+	for _, s := range requestSecrets {
+		seen[string(s)] = true
+	}
 	for _, s := range [][]byte{cc.ConfirmSecret, cc.ContinueSecret} {
 		if len(s) < MinSecretLen {
 			return nil, fmt.Errorf("postlogin: ConfirmConfig: %w", ErrWeakSecret)
 		}
-	}
-	for _, s := range append([][]byte{cc.ContinueSecret}, requestSecrets...) {
-		if string(s) == string(cc.ConfirmSecret) {
+		if seen[string(s)] {
 			return nil, errors.New("postlogin: ConfirmConfig: ConfirmSecret, ContinueSecret and the request secrets must all differ")
 		}
-	}
-	for _, s := range requestSecrets {
-		if string(s) == string(cc.ContinueSecret) {
-			return nil, errors.New("postlogin: ConfirmConfig: ConfirmSecret, ContinueSecret and the request secrets must all differ")
-		}
+		seen[string(s)] = true
 	}
 	c := &confirmer{
 		linker:         l,
@@ -199,16 +198,17 @@ func newConfirmer(l *linking.Linker, cc ConfirmConfig, requestSecrets [][]byte, 
 }
 
 // origin parses a URL of the configuration that must be an origin: https
-// (or http on a loopback host, for tests), a host, and no path but "/" (which
-// the issuer must have, as Auth0 writes it), no query and no fragment.
+// (or http on a loopback host, for tests), a host, no query, no fragment,
+// and no path but "/", which the issuer must have (as Auth0 writes it) when
+// slash is set.
 func origin(field, raw string, slash bool) (*url.URL, error) {
+	form := "https://HOST"
+	if slash {
+		form = "https://HOST/"
+	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" ||
-		(u.Path != "/" && (slash || u.Path != "")) {
-		form := "https://HOST"
-		if slash {
-			form = "https://HOST/"
-		}
+		u.Path != "/" && (slash || u.Path != "") {
 		return nil, fmt.Errorf("postlogin: ConfirmConfig.%s %q is not of the form %s", field, raw, form)
 	}
 	host := u.Hostname()
@@ -302,26 +302,35 @@ func (c *confirmer) putFlow(ctx context.Context, id string, f flow) error {
 	return err
 }
 
-// getFlow returns the flow of the request's cookie; take removes it from the
-// store.
-func (c *confirmer) getFlow(ctx context.Context, r *http.Request, take bool) (string, flow, bool, error) {
+// requestFlow returns the live flow of the request's cookie and its id;
+// take removes it from the store. Without one, it answers the request (an
+// expired page, or 503 when the store fails) and returns false.
+func (c *confirmer) requestFlow(w http.ResponseWriter, r *http.Request, take bool) (string, flow, bool) {
 	id, ok := flowID(r)
 	if !ok {
-		return "", flow{}, false, nil
+		c.errorPage(w, http.StatusBadRequest, pageExpired)
+		return "", flow{}, false
 	}
 	get := c.store.Get
 	if take {
 		get = c.store.Take
 	}
-	b, ok, err := get(ctx, flowKey(id))
-	if err != nil || !ok {
-		return id, flow{}, false, err
-	}
+	b, ok, err := get(r.Context(), flowKey(id))
 	var f flow
-	if err := json.Unmarshal(b, &f); err != nil {
-		return id, flow{}, false, fmt.Errorf("postlogin: decode flow: %w", err)
+	if err == nil && ok {
+		err = json.Unmarshal(b, &f)
 	}
-	return id, f, c.now().Before(f.Expires), nil
+	switch {
+	case err != nil:
+		c.fail(r.Context(), w, "read the flow", err)
+		return "", flow{}, false
+	case !ok || !c.now().Before(f.Expires):
+		// Expired, finished, or taken first by another request (a form
+		// sent twice).
+		c.errorPage(w, http.StatusBadRequest, pageExpired)
+		return "", flow{}, false
+	}
+	return id, f, true
 }
 
 // serveConfirm answers ConfirmPath: the arrival from the Action (GET with a
@@ -329,7 +338,8 @@ func (c *confirmer) getFlow(ctx context.Context, r *http.Request, take bool) (st
 func (c *confirmer) serveConfirm(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		if r.URL.Query().Has("session_token") {
+		// A HEAD (a link preview) never spends the token.
+		if r.Method == http.MethodGet && r.URL.Query().Has("session_token") {
 			c.start(w, r)
 			return
 		}
@@ -387,13 +397,7 @@ func (c *confirmer) start(w http.ResponseWriter, r *http.Request) {
 
 // show renders the consent page of the request's flow.
 func (c *confirmer) show(w http.ResponseWriter, r *http.Request) {
-	_, f, ok, err := c.getFlow(r.Context(), r, false)
-	switch {
-	case err != nil:
-		c.fail(r.Context(), w, "read the flow", err)
-	case !ok:
-		c.errorPage(w, http.StatusBadRequest, pageExpired)
-	default:
+	if _, f, ok := c.requestFlow(w, r, false); ok {
 		c.consentPage(w, f)
 	}
 }
@@ -407,27 +411,25 @@ func (c *confirmer) choose(w http.ResponseWriter, r *http.Request) {
 		c.refuse(ctx, w, http.StatusBadRequest, pageInvalid, "unreadable form")
 		return
 	}
-	_, f, ok, err := c.getFlow(ctx, r, false)
-	switch {
-	case err != nil:
-		c.fail(ctx, w, "read the flow", err)
+	// The flow is read, and taken only once the form is known to be the
+	// person's: a forged post leaves it as it was.
+	_, f, ok := c.requestFlow(w, r, false)
+	if !ok {
 		return
-	case !ok:
-		c.errorPage(w, http.StatusBadRequest, pageExpired)
-		return
-	case subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(f.CSRF)) != 1:
+	}
+	if subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(f.CSRF)) != 1 {
 		c.refuse(ctx, w, http.StatusForbidden, pageInvalid, "the consent form's csrf token does not match its flow")
 		return
 	}
-	choice := r.PostFormValue("choice")
-	var chosen int
+	choice, chosen := r.PostFormValue("choice"), 0
 	switch choice {
 	case choiceLink:
-		chosen, err = strconv.Atoi(cmp.Or(r.PostFormValue("account"), "0"))
-		if err != nil || chosen < 0 || chosen >= len(f.Candidates) {
+		n, err := strconv.Atoi(cmp.Or(r.PostFormValue("account"), "0"))
+		if err != nil || n < 0 || n >= len(f.Candidates) {
 			c.refuse(ctx, w, http.StatusBadRequest, pageInvalid, "no valid account chosen")
 			return
 		}
+		chosen = n
 		// Discovery before the flow is taken: a tenant out of reach leaves
 		// the flow as it was.
 		if _, err := c.oidc(ctx); err != nil {
@@ -439,14 +441,8 @@ func (c *confirmer) choose(w http.ResponseWriter, r *http.Request) {
 		c.refuse(ctx, w, http.StatusBadRequest, pageInvalid, "unknown choice")
 		return
 	}
-	id, f, ok, err := c.getFlow(ctx, r, true)
-	switch {
-	case err != nil:
-		c.fail(ctx, w, "take the flow", err)
-		return
-	case !ok:
-		// Another request took it first (a form sent twice).
-		c.errorPage(w, http.StatusBadRequest, pageExpired)
+	id, f, ok := c.requestFlow(w, r, true)
+	if !ok {
 		return
 	}
 	switch choice {
@@ -510,13 +506,8 @@ func (c *confirmer) serveCallback(w http.ResponseWriter, r *http.Request) {
 		c.errorPage(w, http.StatusMethodNotAllowed, pageInvalid)
 		return
 	}
-	id, f, ok, err := c.getFlow(ctx, r, true)
-	switch {
-	case err != nil:
-		c.fail(ctx, w, "take the flow", err)
-		return
-	case !ok:
-		c.refuse(ctx, w, http.StatusBadRequest, pageExpired, "a callback without a live flow")
+	id, f, ok := c.requestFlow(w, r, true)
+	if !ok {
 		return
 	}
 	q := r.URL.Query()

@@ -208,10 +208,20 @@ func TestConfirm_ConfirmTokenRefused(t *testing.T) {
 }
 
 // TestConfirm_FlowCookie: the flow is bound to a __Host- cookie, Secure,
-// HttpOnly, SameSite=Lax, Path=/; the token leaves the address bar at once.
+// HttpOnly, SameSite=Lax, Path=/; the token leaves the address bar at once;
+// a HEAD does not spend it.
 func TestConfirm_FlowCookie(t *testing.T) {
 	e := newConfirmEnv(t, linking.Policy{}, nil, unverifiedDB(), passwordless())
-	res := e.arrive(t, e.browser, confirmToken(t, e.confirmClaims(passwordless(), e.offer(t))), "s")
+	token := confirmToken(t, e.confirmClaims(passwordless(), e.offer(t)))
+	// A HEAD, as a link preview sends, does not spend the token.
+	head, err := e.newBrowser(t).Head(e.svc.URL + postlogin.ConfirmPath + "?" + url.Values{"session_token": {token}, "state": {"s"}}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if readBody(t, head); len(head.Cookies()) != 0 {
+		t.Errorf("a HEAD opened a flow: %v", head.Cookies())
+	}
+	res := e.arrive(t, e.browser, token, "s")
 	readBody(t, res)
 	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != postlogin.ConfirmPath {
 		t.Fatalf("got %d to %q, want 303 to %s", res.StatusCode, res.Header.Get("Location"), postlogin.ConfirmPath)
@@ -708,6 +718,7 @@ func TestNewHandler_ConfirmConfig(t *testing.T) {
 		ok     bool
 	}{
 		{"good", linking.ConfirmRefused, func(*postlogin.ConfirmConfig) {}, false, true},
+		{"base URL with its slash", linking.ConfirmRefused, func(c *postlogin.ConfirmConfig) { c.BaseURL += "/" }, false, true},
 		{"loopback http", linking.ConfirmAlways, func(c *postlogin.ConfirmConfig) {
 			c.Issuer, c.BaseURL = "http://127.0.0.1:8443/", "http://localhost:8080"
 		}, false, true},

@@ -126,6 +126,7 @@ func New(ctx context.Context, domain, clientID, clientSecret string, opts ...Opt
 	s := NewStore(c.m)
 	s.HTTPClient = c.client
 	s.tokens = c.tokens
+	s.budget = c.budget
 	s.ResolveConnectionIDs = true
 	return s, nil
 }

@@ -113,8 +113,16 @@ type Store struct {
 	// with DefaultTimeout.
 	HTTPClient *http.Client
 
+	// LookupBatch is how many logins' lookups one user search may serve
+	// when lookups queue for the tenant's rate budget (see
+	// UsersByEmailMaybeStale); 0 means DefaultLookupBatch, 1 never
+	// batches: every lookup is a users-by-email, waiting for the budget.
+	LookupBatch int
+
 	m      *management.Management
 	tokens *tokenSource // nil unless built by New
+	budget *budget      // nil unless built by New
+	batch  batcher
 
 	connsGroup singleflight.Group
 	mu         sync.Mutex
@@ -126,6 +134,7 @@ var (
 	_ linking.MetadataWriter = (*Store)(nil)
 	_ linking.SessionRevoker = (*Store)(nil)
 	_ linking.EmailSearcher  = (*Store)(nil)
+	_ linking.StaleLookuper  = (*Store)(nil)
 )
 
 // NewStore returns a Store over m, a client the caller has configured. New
@@ -159,28 +168,13 @@ func (s *Store) UsersByEmail(ctx context.Context, email string) ([]linking.User,
 // SearchUsersByEmail returns the users whose email equals email with its
 // case ignored, through Auth0's user search (GET /api/v2/users with
 // q=email:"..." and search_engine=v3; scope read:users), which is eventually
-// consistent: a user created seconds ago may be missing. It returns at most
-// 100 users.
+// consistent: a user created seconds ago may be missing. It reads a page of
+// 100 users at a time, one call each, and returns at most 1,000.
 func (s *Store) SearchUsersByEmail(ctx context.Context, email string) ([]linking.User, error) {
 	if strings.ContainsAny(email, "\"\\") {
 		return nil, fmt.Errorf("mgmt: search users by email %q: quotes and backslashes are not searchable", email)
 	}
-	var found *management.UserList
-	err := s.call(withPriority(ctx, priorityLookup), "search users by email", false, func(ctx context.Context) (err error) {
-		found, err = s.m.User.List(ctx, management.Query(`email:"`+email+`"`),
-			management.Parameter("search_engine", "v3"), management.PerPage(100))
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	users := make([]linking.User, 0, len(found.Users))
-	for _, u := range found.Users {
-		if u != nil {
-			users = append(users, toUser(u))
-		}
-	}
-	return users, nil
+	return s.searchEmails(withPriority(ctx, priorityLookup), []string{email})
 }
 
 // User returns the user id (GET /api/v2/users/{id}); an error wrapping

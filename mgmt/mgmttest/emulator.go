@@ -120,6 +120,13 @@ func WithRateLimit(perSecond float64, burst int) Option {
 	}
 }
 
+// WithSearchLag makes the user search (GET /api/v2/users with q) miss the
+// users created in the last d, as Auth0's eventually consistent search index
+// does. Users-by-email sees every user at once.
+func WithSearchLag(d time.Duration) Option {
+	return func(e *Emulator) { e.searchLag = d }
+}
+
 // WithLatency delays the answer to every request by d (see SetLatency).
 func WithLatency(d time.Duration) Option {
 	return func(e *Emulator) { e.latency = d }
@@ -155,15 +162,17 @@ type Emulator struct {
 	done                   chan struct{} // closed by Close
 	closeOnce              sync.Once
 
-	mu       sync.Mutex
-	latency  time.Duration
-	limit    *rate.Limiter // nil: no limit
-	tokens   map[string]time.Time
-	updated  map[string]time.Time // updated_at by user id, when changed through the API
-	requests map[Route]int
-	apiCount int
-	faults   map[Route][]fault
-	drops    map[Route]int
+	mu          sync.Mutex
+	latency     time.Duration
+	searchLag   time.Duration // see WithSearchLag
+	rateLimited int           // answers 429 of the rate limit
+	limit       *rate.Limiter // nil: no limit
+	tokens      map[string]time.Time
+	updated     map[string]time.Time // updated_at by user id, when changed through the API
+	requests    map[Route]int
+	apiCount    int
+	faults      map[Route][]fault
+	drops       map[Route]int
 
 	exports exportJobs
 }
@@ -279,6 +288,14 @@ func (e *Emulator) Requests(route Route) int {
 	return e.requests[route]
 }
 
+// RateLimited returns how many API requests the rate limit (WithRateLimit)
+// answered with 429; injected faults are not counted.
+func (e *Emulator) RateLimited() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.rateLimited
+}
+
 // TokenRequests returns how many requests /oauth/token has received.
 func (e *Emulator) TokenRequests() int { return e.Requests(RouteToken) }
 
@@ -326,6 +343,9 @@ func (e *Emulator) endpoint(route Route, scope string, h http.HandlerFunc) http.
 			return // nobody to answer; the request changes nothing
 		}
 		if isAPI && !e.rateLimit(w) {
+			e.mu.Lock()
+			e.rateLimited++
+			e.mu.Unlock()
 			writeError(w, http.StatusTooManyRequests, "Global limit has been reached", "too_many_requests")
 			return
 		}

@@ -327,12 +327,12 @@ func (p page) window(n int) (start, end int) {
 
 // listUsers answers GET /api/v2/users, in creation order, a page at a time:
 // an array, or {"start","limit","length","total","users"} with
-// include_totals=true. Searching (q) is not emulated.
+// include_totals=true. With q, it searches by email (see searchByEmail).
 func (e *Emulator) listUsers(w http.ResponseWriter, r *http.Request) {
 	all := e.Tenant.Users()
 	if query := r.URL.Query(); query.Has("q") {
 		var ok bool
-		if all, ok = searchByEmail(w, query, all); !ok {
+		if all, ok = e.searchByEmail(w, query, all); !ok {
 			return
 		}
 	}
@@ -499,23 +499,37 @@ func (e *Emulator) revokeSessions(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusAccepted)
 }
 
-// emailQuery is the one search the emulator understands: an exact email.
-var emailQuery = regexp.MustCompile(`^email:"([^"\\]+)"$`)
+// emailQuery is the one search the emulator understands: exact emails,
+// q=email:"a@x" or q=email:("a@x" OR "b@y"), as Auth0's search query syntax
+// writes them.
+var (
+	emailQuery   = regexp.MustCompile(`^email:(?:"([^"\\]+)"|\(("[^"\\]+"(?: OR "[^"\\]+")*)\))$`)
+	quotedEmails = regexp.MustCompile(`"([^"\\]+)"`)
+)
 
-// searchByEmail keeps the users whose email matches the search q=email:"..."
-// with its case ignored, as Auth0's user search (search_engine v3) does. It
-// answers 400 for any other search. Unlike Auth0's index, it sees every user
-// at once.
-func searchByEmail(w http.ResponseWriter, query url.Values, users []linking.User) ([]linking.User, bool) {
+// searchByEmail keeps the users whose email matches the search q with its
+// case ignored, as Auth0's user search (search_engine v3) does, and that the
+// search index holds (see WithSearchLag). It answers 400 for any other
+// search.
+func (e *Emulator) searchByEmail(w http.ResponseWriter, query url.Values, users []linking.User) ([]linking.User, bool) {
 	m := emailQuery.FindStringSubmatch(query.Get("q"))
 	if m == nil || (query.Has("search_engine") && query.Get("search_engine") != "v3") {
-		writeError(w, http.StatusBadRequest, `The emulator searches only q=email:"..." with search_engine=v3.`, "invalid_query_string")
+		writeError(w, http.StatusBadRequest, `The emulator searches only q=email:"..." or q=email:("..." OR "...") with search_engine=v3.`, "invalid_query_string")
 		return nil, false
 	}
-	want := strings.ToLower(m[1])
+	want := make(map[string]bool)
+	if m[1] != "" {
+		want[strings.ToLower(m[1])] = true
+	}
+	for _, q := range quotedEmails.FindAllStringSubmatch(m[2], -1) {
+		want[strings.ToLower(q[1])] = true
+	}
+	e.mu.Lock()
+	indexed := e.now().Add(-e.searchLag)
+	e.mu.Unlock()
 	var found []linking.User
 	for _, u := range users {
-		if u.Email != "" && strings.ToLower(u.Email) == want {
+		if u.Email != "" && want[strings.ToLower(u.Email)] && !u.CreatedAt.After(indexed) {
 			found = append(found, u)
 		}
 	}

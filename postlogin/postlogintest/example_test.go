@@ -2,7 +2,10 @@ package postlogintest_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http/httptest"
+	"net/url"
 
 	"github.com/idlink/linking"
 	"github.com/idlink/linking/linkingtest"
@@ -53,4 +56,64 @@ func ExampleLoginFlow() {
 	// postlogintest: login failed: the login's user does not exist: "email|6f1c" (its identity email|6f1c was linked into "auth0|63d1" during the login, and the Action did not call setPrimaryUser)
 	// login as auth0|63d1 created: false
 	// succeeded: true as auth0|63d1
+}
+
+// A redirecting Action, its two executions played by hand: the first sends
+// Jane to a confirming site, and the login waits; while she is there, the
+// site links her new identity into her first user; her return to /continue
+// resumes the login, the second execution calls setPrimaryUser, and the
+// login ends as her first user. The state works once.
+func ExampleLoginFlow_Continue() {
+	ctx := context.Background()
+	tenant := linkingtest.NewTenant(linking.User{
+		ID: "auth0|63d1", Email: "jane@example.com", EmailVerified: true,
+		Identities: []linking.Identity{{Provider: "auth0", UserID: "63d1", Connection: "Username-Password-Authentication"}},
+	})
+	flow := &postlogintest.LoginFlow{Tenant: tenant, NewUserID: func() string { return "6f1c" }}
+	tx, err := flow.PasswordlessEmail(ctx, "jane@example.com")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	apiCall := func(method, arg string) postlogintest.ActionCall {
+		return postlogintest.ActionCall{Method: method, Args: []json.RawMessage{json.RawMessage(`"` + arg + `"`)}}
+	}
+
+	fmt.Println(tx.Input().Function)
+	res, err := tx.Finish(ctx, postlogintest.ActionRun{Calls: []postlogintest.ActionCall{
+		apiCall(postlogintest.APISendUserTo, "https://linking.example/confirm"),
+	}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	sent, _ := url.Parse(res.Redirect)
+	fmt.Println("sent to", sent.Host+sent.Path, "with a state:", sent.Query().Get("state") != "", "ended:", res.Succeeded || res.Err != nil)
+
+	if err := tenant.Link(ctx, "auth0|63d1", tx.Identity); err != nil { // the confirming site
+		fmt.Println(err)
+		return
+	}
+	back := httptest.NewRequest("GET", "https://tenant.example/continue?state="+sent.Query().Get("state"), nil)
+	if tx, err = flow.Continue(back); err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(tx.Input().Function)
+	res, err = tx.Finish(ctx, postlogintest.ActionRun{Calls: []postlogintest.ActionCall{
+		apiCall(postlogintest.APISetPrimaryUser, "auth0|63d1"),
+	}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("succeeded:", res.Succeeded, "as", res.Subject)
+	_, err = flow.Continue(back)
+	fmt.Println(err)
+	// Output:
+	// onExecutePostLogin
+	// sent to linking.example/confirm with a state: true ended: false
+	// onContinuePostLogin
+	// succeeded: true as auth0|63d1
+	// postlogintest: /continue: invalid_request: the state names no login waiting to continue
 }

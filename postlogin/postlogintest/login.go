@@ -67,12 +67,13 @@ var (
 	// ErrAccessDenied: the Action called api.access.deny.
 	ErrAccessDenied = errors.New("postlogintest: login denied by the Action")
 	// ErrActionFailed: the Action threw an error (api.redirect.validateToken
-	// throws when it refuses the token), or ran out of time.
+	// throws when it refuses the token), ran out of time, or gave
+	// api.redirect.sendUserTo a URL that is not absolute http(s).
 	ErrActionFailed = errors.New("postlogintest: login failed: the Action threw an error")
 	// ErrRedirectNotAllowed: the Action called api.redirect.sendUserTo in a
-	// login that cannot redirect (Transaction.CanRedirect is false), or with
-	// a URL that is not absolute http(s). Auth0 answers such a silent login
-	// with interaction_required; the model fails the login either way.
+	// login that cannot redirect (Transaction.CanRedirect is false). Auth0
+	// answers such a silent login with interaction_required; the model
+	// fails any such login.
 	ErrRedirectNotAllowed = errors.New("postlogintest: login failed: interaction_required: the Action redirected a login that cannot redirect")
 )
 
@@ -589,7 +590,8 @@ type LoginResult struct {
 //   - api.redirect.sendUserTo suspends the login: LoginResult.Redirect is
 //     the URL (the last call's, with its query and the state), and the
 //     login waits for LoginFlow.Continue; in a login that cannot redirect
-//     (CanRedirect) it fails the login (ErrRedirectNotAllowed);
+//     (CanRedirect) it fails the login (ErrRedirectNotAllowed), and so
+//     does a URL that is not absolute http(s) (ErrActionFailed);
 //   - otherwise the login ends: the final subject is setPrimaryUser's id,
 //     or else the login's user; the login succeeds only if it is an
 //     existing user (ErrUserNotFound otherwise: the seed's symptom when the
@@ -737,7 +739,7 @@ func (tx *Transaction) suspendAt(c ActionCall, res LoginResult) LoginResult {
 	state := randomHex(16)
 	u, err := redirectURL(c, state)
 	if err != nil {
-		res.Err = fmt.Errorf("%w: api.redirect.sendUserTo: %w", ErrRedirectNotAllowed, err)
+		res.Err = fmt.Errorf("%w: api.redirect.sendUserTo: %w", ErrActionFailed, err)
 		return res
 	}
 	tx.phase = phaseSuspended

@@ -245,7 +245,8 @@ func TestTransaction_FinishAcrossExecutions(t *testing.T) {
 
 // TestTransaction_CanRedirect: silent logins, refresh token exchanges and
 // password grants cannot redirect, and an Action that redirects one anyway
-// fails it; so does a redirect to a URL that is not absolute http(s).
+// fails it; a redirect to a URL that is not absolute http(s) fails the
+// Action.
 func TestTransaction_CanRedirect(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -253,15 +254,16 @@ func TestTransaction_CanRedirect(t *testing.T) {
 		prompt   []string
 		url      string
 		want     bool
+		wantErr  error // when there is no redirect
 	}{
-		{"browser login", "", nil, "https://linking.example/confirm", true},
-		{"prompt=login", "oidc-basic-profile", []string{"login"}, "https://linking.example/confirm", true},
-		{"prompt=none", "oidc-basic-profile", []string{"none"}, "https://linking.example/confirm", false},
-		{"refresh token", "oauth2-refresh-token", nil, "https://linking.example/confirm", false},
-		{"resource owner password", "oauth2-resource-owner", nil, "https://linking.example/confirm", false},
-		{"password realm", "oauth2-password", nil, "https://linking.example/confirm", false},
-		{"relative URL", "", nil, "/confirm", true},
-		{"javascript URL", "", nil, "javascript:alert(1)", true},
+		{"browser login", "", nil, "https://linking.example/confirm", true, nil},
+		{"prompt=login", "oidc-basic-profile", []string{"login"}, "https://linking.example/confirm", true, nil},
+		{"prompt=none", "oidc-basic-profile", []string{"none"}, "https://linking.example/confirm", false, postlogintest.ErrRedirectNotAllowed},
+		{"refresh token", "oauth2-refresh-token", nil, "https://linking.example/confirm", false, postlogintest.ErrRedirectNotAllowed},
+		{"resource owner password", "oauth2-resource-owner", nil, "https://linking.example/confirm", false, postlogintest.ErrRedirectNotAllowed},
+		{"password realm", "oauth2-password", nil, "https://linking.example/confirm", false, postlogintest.ErrRedirectNotAllowed},
+		{"relative URL", "", nil, "/confirm", true, postlogintest.ErrActionFailed},
+		{"javascript URL", "", nil, "javascript:alert(1)", true, postlogintest.ErrActionFailed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -280,12 +282,11 @@ func TestTransaction_CanRedirect(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantRedirect := tt.want && strings.HasPrefix(tt.url, "https://")
-			if (res.Redirect != "") != wantRedirect {
+			if wantRedirect := tt.wantErr == nil; (res.Redirect != "") != wantRedirect {
 				t.Errorf("redirect: got %q (err %v), want one: %v", res.Redirect, res.Err, wantRedirect)
 			}
-			if !wantRedirect && !errors.Is(res.Err, postlogintest.ErrRedirectNotAllowed) {
-				t.Errorf("Err: got %v, want %v", res.Err, postlogintest.ErrRedirectNotAllowed)
+			if !errors.Is(res.Err, tt.wantErr) {
+				t.Errorf("Err: got %v, want %v", res.Err, tt.wantErr)
 			}
 		})
 	}

@@ -125,7 +125,8 @@ func WithClock(now func() time.Time) Option {
 // none fails with login_required unless the session allows a silent login)
 // and max_age (0 forces the login page). Without prompt=login or max_age=0,
 // a session cookie from an earlier login to the same connection logs in
-// silently, with that login's auth_time.
+// silently, with that login's auth_time, whatever the login_hint: only a
+// fresh login proves who is at the keyboard now.
 //
 // The login page is plain HTML without external assets: a form posted to
 // /u/login with the fields email and password (database), or email then

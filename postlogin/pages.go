@@ -107,8 +107,11 @@ func (c *confirmer) errorPage(w http.ResponseWriter, status int, msg errorPage) 
 
 // render writes the template name with data, whose page p gets a fresh
 // nonce, under headers that keep the page from being cached, framed, or
-// sending a referrer, and that let its forms post only to the service and
-// the tenant.
+// sending a referrer, and that run only its own style and script. The policy
+// has no form-action: browsers apply it to every redirect that follows a
+// form's submission, and the tenant answers the return form with a redirect
+// to the application (and a proof login of a social account with one to its
+// provider); the pages' forms have fixed actions.
 func (c *confirmer) render(w http.ResponseWriter, status int, name string, p *page, data any) {
 	p.Nonce = rand.Text()
 	var buf bytes.Buffer
@@ -122,7 +125,7 @@ func (c *confirmer) render(w http.ResponseWriter, status int, name string, p *pa
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'nonce-"+p.Nonce+"'; script-src 'nonce-"+p.Nonce+
-		"'; form-action 'self' "+c.tenantOrigin+"; frame-ancestors 'none'; base-uri 'none'")
+		"'; frame-ancestors 'none'; base-uri 'none'")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
 }

@@ -28,6 +28,7 @@ const DefaultLookupBatch = 20
 //   - Auth0 documents no bound on q's length; batches keep q under
 //     maxSearchQuery bytes.
 const (
+	maxBatchWait   = time.Second
 	searchPerPage  = 100
 	searchMaxPages = 10
 	maxSearchQuery = 2000
@@ -101,6 +102,7 @@ type batcher struct {
 // lookup is one queued lookup.
 type lookup struct {
 	email    string
+	queued   time.Time
 	deadline time.Time // when its callers stop waiting; zero: no bound
 	done     chan struct{}
 	users    []linking.User
@@ -125,7 +127,7 @@ func (b *batcher) busy(bud *budget) bool {
 // allows. A lookup that cannot be served before its deadline is refused at
 // once with linking.ErrRateBudget.
 func (b *batcher) lookup(ctx context.Context, s *Store, email string) ([]linking.User, error) {
-	l := &lookup{email: email, done: make(chan struct{})}
+	l := &lookup{email: email, queued: time.Now(), done: make(chan struct{})}
 	l.deadline, _ = deadlineOf(ctx)
 	s.budget.mu.Lock()
 	wait := s.budget.wait(priorityLookup, time.Now())
@@ -138,7 +140,7 @@ func (b *batcher) lookup(ctx context.Context, s *Store, email string) ([]linking
 	b.queue = append(b.queue, l)
 	if !b.running {
 		b.running = true
-		go b.run(context.WithoutCancel(ctx), s)
+		go b.run(s)
 	}
 	b.mu.Unlock()
 	select {
@@ -150,21 +152,29 @@ func (b *batcher) lookup(ctx context.Context, s *Store, email string) ([]linking
 }
 
 // run serves the queue, a batch at a time, until it is empty. It waits until
-// the budget admits a lookup, then takes the lookups queued by then, up to
-// the Store's LookupBatch, into one search.
-func (b *batcher) run(ctx context.Context, s *Store) {
+// the budget admits a lookup and, while the tenant's bucket is less than
+// half full, until LookupBatch lookups are queued or the first has waited
+// maxBatchWait; then it takes the lookups queued by then, up to LookupBatch,
+// into one search. Fuller batches spend fewer of the tight budget's
+// requests, which keeps it for links and for the logins still to come.
+func (b *batcher) run(s *Store) {
+	// A batch serves several logins: its requests carry none of their
+	// contexts, only the deadline of the most patient.
+	ctx := withPriority(context.Background(), priorityLookup)
 	for {
 		for {
+			now := time.Now()
 			s.budget.mu.Lock()
-			d := s.budget.wait(priorityLookup, time.Now())
+			d := s.budget.wait(priorityLookup, now)
+			tight := s.budget.available(now) < s.budget.limit/2
 			s.budget.mu.Unlock()
-			if d == 0 {
+			if d == 0 && (!tight || b.ready(s.lookupBatch(), now)) {
 				break
 			}
 			if b.idle() {
 				return
 			}
-			time.Sleep(min(d, 20*time.Millisecond))
+			time.Sleep(min(max(d, 10*time.Millisecond), 20*time.Millisecond))
 		}
 		batch := b.take(s.lookupBatch())
 		if len(batch) == 0 {
@@ -201,6 +211,14 @@ func (b *batcher) run(ctx context.Context, s *Store) {
 			close(l.done)
 		}
 	}
+}
+
+// ready reports whether the queue makes a batch worth a request of a tight
+// budget: n lookups, or one that has waited maxBatchWait.
+func (b *batcher) ready(n int, now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.queue) >= n || len(b.queue) > 0 && now.Sub(b.queue[0].queued) >= maxBatchWait
 }
 
 // idle stops the batcher when no lookup waits any more, and reports whether

@@ -49,6 +49,8 @@ type budget struct {
 	sent   uint64    // requests sent
 	latest uint64    // the request whose answer set the estimate
 	sentAt map[uint64]time.Time
+	// waiting counts the requests waiting for a token, by priority.
+	waiting [2]int
 }
 
 // priority orders the requests that wait for the budget.
@@ -64,9 +66,9 @@ const (
 // reserve is how many tokens a request of priority p leaves in the bucket.
 func (p priority) reserve() float64 {
 	if p == priorityLookup {
-		return 5
+		return 10
 	}
-	return 2
+	return 5
 }
 
 type priorityKey struct{}
@@ -103,11 +105,15 @@ func (b *budget) available(now time.Time) float64 {
 	return min(b.limit, b.tokens+b.share()*now.Sub(b.at).Seconds())
 }
 
-// share is the part of the refill rate left to this Store: the rate less
-// what the others spend, never below a tenth of it. b.mu must be held.
+// share is the part of the refill rate this Store counts on: the rate less
+// what the others spend, never below a tenth of it, less a margin for what
+// the estimates miss between two answers. b.mu must be held.
 func (b *budget) share() float64 {
-	return max(b.rate-b.others, b.rate/10)
+	return max(b.rate-b.others, b.rate/10) * refillMargin
 }
+
+// refillMargin is the share of the estimated refill a Store spends.
+const refillMargin = 0.92
 
 // wait returns how long a request of priority p must wait at now, 0 to go.
 // b.mu must be held.
@@ -139,10 +145,27 @@ func (b *budget) wait(p priority, now time.Time) time.Duration {
 func (b *budget) admit(ctx context.Context) (uint64, error) {
 	p := priorityOf(ctx)
 	deadline, hasDeadline := deadlineOf(ctx)
+	queued := false
+	defer func() {
+		if queued {
+			b.mu.Lock()
+			b.waiting[p]--
+			b.mu.Unlock()
+		}
+	}()
 	for {
 		now := time.Now()
 		b.mu.Lock()
 		d := b.wait(p, now)
+		if d > 0 && !queued {
+			// The requests already waiting go first, more or less: count
+			// their tokens in this one's wait, and queue behind them.
+			if b.share() > 0 {
+				d += time.Duration(float64(b.waiting[priorityWrite]+b.waiting[p]) / b.share() * float64(time.Second))
+			}
+			b.waiting[p]++
+			queued = true
+		}
 		if d == 0 {
 			b.tokens = b.available(now) - 1
 			b.at = now

@@ -169,7 +169,9 @@ func (rateLimitedError) Unwrap() error { return ErrUnavailable }
 // rateBudgetError is the type of ErrRateBudget.
 type rateBudgetError struct{}
 
-func (rateBudgetError) Error() string { return "linking: store rate budget exhausted before the deadline" }
+func (rateBudgetError) Error() string {
+	return "linking: store rate budget exhausted before the deadline"
+}
 
 // Unwrap makes ErrRateBudget also an ErrRateLimited.
 func (rateBudgetError) Unwrap() error { return ErrRateLimited }

@@ -16,6 +16,14 @@
 // -trust-connections and -select set the linking policy, with the same
 // names and meaning as in the backfill program.
 //
+// With -confirm refused or always, an existing account the rule would not
+// link (refused), or every one (always), is linked only after the person
+// proves it: the service serves the consent page and the proof login's
+// callback (package postlogin, ConfirmConfig) at the origin -base-url, with
+// the tenant's -issuer and the linking client -linking-client-id; the
+// secrets come from LINKING_CONFIRM_SECRET, LINKING_CONTINUE_SECRET and
+// LINKING_CLIENT_SECRET.
+//
 // At startup it gets its Management API token and checks its scopes
 // (mgmt.Store.CheckAccess; with -revoke-sessions, those of the revocation
 // too): a configuration error (credentials refused, a domain, port, scheme
@@ -85,12 +93,15 @@ func exitCode(stderr io.Writer, err error) int {
 }
 
 const usage = `Usage: actionhook [-addr 127.0.0.1:8080] -domain DOMAIN -client-id ID [flags]
+       actionhook -confirm refused -issuer https://DOMAIN/ -base-url https://SERVICE -linking-client-id ID ... [flags]
        actionhook -print-action
 
 The decision service a post-login Action calls: it links the login into the
 existing user with the same verified email, through the Management API.
 Secrets come from the environment: AUTH0_CLIENT_SECRET, LINKING_SECRET and
-LINKING_PREVIOUS_SECRET. At startup it checks its Management API access;
+LINKING_PREVIOUS_SECRET; with -confirm, LINKING_CONFIRM_SECRET,
+LINKING_CONTINUE_SECRET and LINKING_CLIENT_SECRET. At startup it checks its
+Management API access;
 once it listens, the first line of standard output is the URL to set as the
 Action secret LINKING_URL. Logs are JSON lines on standard error.
 
@@ -108,6 +119,20 @@ type options struct {
 	failOpen, printAction  bool
 	revokeSessions         bool
 	timeout                time.Duration
+	confirm                confirmOptions
+}
+
+// confirmOptions are the flags of confirm before linking.
+type confirmOptions struct {
+	mode                          string
+	issuer, baseURL               string
+	clientID, clientSecret        string
+	confirmSecret, continueSecret string
+}
+
+// confirmModes are the values of -confirm.
+var confirmModes = map[string]linking.ConfirmMode{
+	"never": linking.ConfirmNever, "refused": linking.ConfirmRefused, "always": linking.ConfirmAlways,
 }
 
 // parse reads the command line, with defaults from getenv; done means -h
@@ -127,25 +152,60 @@ func parse(args []string, getenv func(string) string, stdout io.Writer) (o optio
 	fs.BoolVar(&o.revokeSessions, "revoke-sessions", false, "after a link, revoke the existing user's sessions and refresh tokens (scopes delete:sessions, delete:refresh_tokens)")
 	fs.DurationVar(&o.timeout, "timeout", postlogin.DefaultTimeout, fmt.Sprintf("how long one login may take, at most %v", postlogin.MaxTimeout))
 	fs.BoolVar(&o.printAction, "print-action", false, "print the post-login Action's JavaScript and exit")
+	fs.StringVar(&o.confirm.mode, "confirm", "never", "when the person proves an existing account before it is linked: `mode` never, refused (where the rule would not link: an unverified or untrusted account, several accounts) or always")
+	fs.StringVar(&o.confirm.issuer, "issuer", "", "with -confirm: the tenant's OpenID Connect `issuer`, https://DOMAIN/ (of its custom domain, if it has one)")
+	fs.StringVar(&o.confirm.baseURL, "base-url", "", "with -confirm: the service's public `origin`, e.g. https://linking.example.com; the linking client's callback URL is it followed by "+postlogin.CallbackPath)
+	fs.StringVar(&o.confirm.clientID, "linking-client-id", getenv("LINKING_CLIENT_ID"), "with -confirm: the `id` of the linking client, a Regular Web Application [$LINKING_CLIENT_ID]")
+	fs.StringVar(&o.confirm.clientSecret, "linking-client-secret", "", "with -confirm: the linking client's `secret`; prefer $LINKING_CLIENT_SECRET")
+	fs.StringVar(&o.confirm.confirmSecret, "confirm-secret", "", "with -confirm: `key` that verifies the Action's tokens, at least 32 bytes; prefer $LINKING_CONFIRM_SECRET")
+	fs.StringVar(&o.confirm.continueSecret, "continue-secret", "", "with -confirm: `key` that signs the tokens back to the Action, at least 32 bytes; prefer $LINKING_CONTINUE_SECRET")
 	if done, err := cli.Parse(fs, args, stdout); done || err != nil {
 		return o, done, err
 	}
 	if o.printAction {
 		return o, false, nil
 	}
-	if o.secret == "" {
-		o.secret = getenv("LINKING_SECRET")
-	}
-	if o.previousSecret == "" {
-		o.previousSecret = getenv("LINKING_PREVIOUS_SECRET")
+	for _, s := range []struct {
+		value *string
+		env   string
+	}{
+		{&o.secret, "LINKING_SECRET"}, {&o.previousSecret, "LINKING_PREVIOUS_SECRET"},
+		{&o.confirm.clientSecret, "LINKING_CLIENT_SECRET"},
+		{&o.confirm.confirmSecret, "LINKING_CONFIRM_SECRET"}, {&o.confirm.continueSecret, "LINKING_CONTINUE_SECRET"},
+	} {
+		if *s.value == "" {
+			*s.value = getenv(s.env)
+		}
 	}
 	if o.secret == "" {
 		return o, false, cli.Usagef("-secret or LINKING_SECRET is required")
 	}
-	for _, s := range []struct{ value, name string }{
+	if _, ok := confirmModes[o.confirm.mode]; !ok {
+		return o, false, cli.Usagef("-confirm %q: want never, refused or always", o.confirm.mode)
+	}
+	type flagValue struct{ value, name string }
+	secrets := []flagValue{
 		{o.secret, "-secret (or LINKING_SECRET)"},
 		{o.previousSecret, "-previous-secret (or LINKING_PREVIOUS_SECRET)"},
-	} {
+	}
+	if o.confirm.mode != "never" {
+		for _, req := range []flagValue{
+			{o.confirm.issuer, "-issuer"},
+			{o.confirm.baseURL, "-base-url"},
+			{o.confirm.clientID, "-linking-client-id or LINKING_CLIENT_ID"},
+			{o.confirm.clientSecret, "-linking-client-secret or LINKING_CLIENT_SECRET"},
+			{o.confirm.confirmSecret, "-confirm-secret or LINKING_CONFIRM_SECRET"},
+			{o.confirm.continueSecret, "-continue-secret or LINKING_CONTINUE_SECRET"},
+		} {
+			if req.value == "" {
+				return o, false, cli.Usagef("%s is required with -confirm %s", req.name, o.confirm.mode)
+			}
+		}
+		secrets = append(secrets,
+			flagValue{o.confirm.confirmSecret, "-confirm-secret (or LINKING_CONFIRM_SECRET)"},
+			flagValue{o.confirm.continueSecret, "-continue-secret (or LINKING_CONTINUE_SECRET)"})
+	}
+	for _, s := range secrets {
 		if s.value != "" && len(s.value) < postlogin.MinSecretLen {
 			return o, false, cli.Usagef("%s is %d bytes long, it must be at least %d; generate one with: openssl rand -hex 32",
 				s.name, len(s.value), postlogin.MinSecretLen)
@@ -213,7 +273,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      o.timeout + 5*time.Second,
+		WriteTimeout:      writeTimeout(o.timeout, policy.Confirm),
 		IdleTimeout:       time.Minute,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
@@ -233,6 +293,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	logger.Info("actionhook: serving", slog.String("url", url), slog.String("domain", o.client.Domain()),
 		slog.Bool("fail_open", o.failOpen), slog.Duration("timeout", o.timeout), slog.String("select", policy.Select.String()),
+		slog.String("confirm", o.confirm.mode),
 		slog.Any("scopes", scopes), slog.Bool("ready", accessErr == nil))
 
 	checkerCtx, stopChecker := context.WithCancel(ctx)
@@ -271,6 +332,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	logger.Info("actionhook: stopped")
 	return nil
+}
+
+// writeTimeout is how long the service may take to answer a request: a
+// login's time, and with confirm the proof's callback's two requests to the
+// tenant (its keys, the code) before the link.
+func writeTimeout(timeout time.Duration, confirm linking.ConfirmMode) time.Duration {
+	if confirm != linking.ConfirmNever {
+		timeout += 2 * postlogin.DefaultHTTPTimeout
+	}
+	return timeout + 5*time.Second
 }
 
 // readiness is whether the service has had its Management API token: err
@@ -343,6 +414,7 @@ func newHandler(ctx context.Context, o options, logger *slog.Logger) (*postlogin
 	if o.failOpen {
 		policy.OnStoreError = linking.FailOpen
 	}
+	policy.Confirm = confirmModes[o.confirm.mode]
 	store, err := o.client.Store(ctx)
 	if err != nil {
 		return nil, nil, policy, err
@@ -355,12 +427,41 @@ func newHandler(ctx context.Context, o options, logger *slog.Logger) (*postlogin
 	if o.previousSecret != "" {
 		c.PreviousSecrets = [][]byte{[]byte(o.previousSecret)}
 	}
-	// parse checked the secrets and -timeout as NewHandler does.
+	if policy.Confirm != linking.ConfirmNever {
+		if c.Confirm, err = o.confirmConfig(); err != nil {
+			return nil, nil, policy, err
+		}
+	}
+	// Every value NewHandler checks comes from the command line or the
+	// environment, and parse checked the secrets' lengths and -timeout:
+	// what NewHandler refuses (the form of -issuer or -base-url, secrets
+	// that do not all differ) is a usage error.
 	h, err := postlogin.NewHandler(linker, c)
 	if err != nil {
-		return nil, nil, policy, err
+		return nil, nil, policy, &cli.UsageError{Err: err}
 	}
 	return h, store, policy, nil
+}
+
+// confirmConfig returns the configuration of confirm before linking. The
+// proof's requests to the tenant trust -ca, as the Management API's do.
+func (o options) confirmConfig() (*postlogin.ConfirmConfig, error) {
+	cc := &postlogin.ConfirmConfig{
+		Issuer: o.confirm.issuer, BaseURL: o.confirm.baseURL,
+		ClientID: o.confirm.clientID, ClientSecret: o.confirm.clientSecret,
+		ConfirmSecret: []byte(o.confirm.confirmSecret), ContinueSecret: []byte(o.confirm.continueSecret),
+	}
+	pool, err := o.client.RootCAs()
+	if err != nil {
+		return nil, err
+	}
+	if pool != nil {
+		cc.HTTPClient = &http.Client{
+			Timeout:   postlogin.DefaultHTTPTimeout,
+			Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}},
+		}
+	}
+	return cc, nil
 }
 
 // logNotifier stands for telling the person of a new sign-in method: it logs

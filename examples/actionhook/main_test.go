@@ -7,13 +7,17 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"html"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -21,6 +25,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
@@ -31,12 +37,27 @@ import (
 	"github.com/idlink/linking/mgmt"
 	"github.com/idlink/linking/mgmt/mgmttest"
 	"github.com/idlink/linking/postlogin"
+	"github.com/idlink/linking/postlogin/postlogintest"
 )
 
 const (
 	secret         = "actionhook-test-secret-0123456789abcdef"
 	previousSecret = "actionhook-previous-secret-0123456789ab"
 )
+
+// The linking client and the secrets of confirm before linking.
+const (
+	linkingClientID     = "linking-client"
+	linkingClientSecret = "linking-client-secret"
+	confirmSecret       = "actionhook-confirm-secret-0123456789abc"
+	continueSecret      = "actionhook-continue-secret-0123456789ab"
+)
+
+// confirmVars are the variables -confirm reads from the environment.
+var confirmVars = map[string]string{
+	"LINKING_CLIENT_ID": linkingClientID, "LINKING_CLIENT_SECRET": linkingClientSecret,
+	"LINKING_CONFIRM_SECRET": confirmSecret, "LINKING_CONTINUE_SECRET": continueSecret,
+}
 
 // seedTenant holds Jane's password user and the user Auth0 created for her
 // first passwordless login, and Bob, alone with his email.
@@ -224,13 +245,14 @@ func TestRun_BadConfiguration(t *testing.T) {
 	full := map[string]string{
 		"AUTH0_DOMAIN": "127.0.0.1:1", "AUTH0_CLIENT_ID": "id", "AUTH0_CLIENT_SECRET": "s", "LINKING_SECRET": secret,
 	}
-	without := func(key string) map[string]string {
-		m := make(map[string]string)
-		for k, v := range full {
-			if k != key {
-				m[k] = v
-			}
-		}
+	// confirmFull holds everything -confirm needs from the environment;
+	// confirmArgs, from the command line.
+	confirmFull := maps.Clone(full)
+	maps.Copy(confirmFull, confirmVars)
+	confirmArgs := []string{"-confirm", "refused", "-issuer", "https://example.eu.auth0.com/", "-base-url", "https://linking.example.com"}
+	without := func(vars map[string]string, key string) map[string]string {
+		m := maps.Clone(vars)
+		delete(m, key)
 		return m
 	}
 	notPEM := filepath.Join(t.TempDir(), "ca.pem")
@@ -243,10 +265,10 @@ func TestRun_BadConfiguration(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		{"no domain", nil, without("AUTH0_DOMAIN"), "-domain or AUTH0_DOMAIN is required"},
-		{"no client id", nil, without("AUTH0_CLIENT_ID"), "-client-id or AUTH0_CLIENT_ID is required"},
-		{"no client secret", nil, without("AUTH0_CLIENT_SECRET"), "-client-secret or AUTH0_CLIENT_SECRET is required"},
-		{"no secret", nil, without("LINKING_SECRET"), "-secret or LINKING_SECRET is required"},
+		{"no domain", nil, without(full, "AUTH0_DOMAIN"), "-domain or AUTH0_DOMAIN is required"},
+		{"no client id", nil, without(full, "AUTH0_CLIENT_ID"), "-client-id or AUTH0_CLIENT_ID is required"},
+		{"no client secret", nil, without(full, "AUTH0_CLIENT_SECRET"), "-client-secret or AUTH0_CLIENT_SECRET is required"},
+		{"no secret", nil, without(full, "LINKING_SECRET"), "-secret or LINKING_SECRET is required"},
 		{"weak secret", []string{"-secret", "short"}, full, "-secret (or LINKING_SECRET) is 5 bytes long, it must be at least 32"},
 		{"weak previous secret", []string{"-previous-secret", "short"}, full, "-previous-secret (or LINKING_PREVIOUS_SECRET) is 5 bytes long"},
 		{"missing CA file", []string{"-ca", filepath.Join(t.TempDir(), "none.pem")}, full, "-ca: open "},
@@ -258,6 +280,17 @@ func TestRun_BadConfiguration(t *testing.T) {
 		{"domain with a scheme", []string{"-domain", "https://example.eu.auth0.com"}, full, `-domain: mgmt: configuration error: the domain "https://example.eu.auth0.com" has a scheme`},
 		{"unknown preference", []string{"-select", "newest"}, full, `-select "newest": linking: unknown preference "newest"`},
 		{"a loose provider", []string{"-trust-providers", "auth0,email,waad"}, full, "-trust-providers: waad lets its administrators mark any email verified"},
+		{"unknown confirm mode", []string{"-confirm", "sometimes"}, confirmFull, `-confirm "sometimes": want never, refused or always`},
+		{"confirm without -issuer", []string{"-confirm", "refused", "-base-url", "https://linking.example.com"}, confirmFull, "-issuer is required with -confirm refused"},
+		{"confirm without -base-url", []string{"-confirm", "always", "-issuer", "https://example.eu.auth0.com/"}, confirmFull, "-base-url is required with -confirm always"},
+		{"confirm without the linking client", confirmArgs, without(confirmFull, "LINKING_CLIENT_ID"), "-linking-client-id or LINKING_CLIENT_ID is required with -confirm refused"},
+		{"confirm without the linking client's secret", confirmArgs, without(confirmFull, "LINKING_CLIENT_SECRET"), "-linking-client-secret or LINKING_CLIENT_SECRET is required"},
+		{"confirm without the confirm secret", confirmArgs, without(confirmFull, "LINKING_CONFIRM_SECRET"), "-confirm-secret or LINKING_CONFIRM_SECRET is required"},
+		{"confirm without the continue secret", confirmArgs, without(confirmFull, "LINKING_CONTINUE_SECRET"), "-continue-secret or LINKING_CONTINUE_SECRET is required"},
+		{"weak confirm secret", append(slices.Clone(confirmArgs), "-confirm-secret", "short"), confirmFull, "-confirm-secret (or LINKING_CONFIRM_SECRET) is 5 bytes long"},
+		{"continue secret equal to the request secret", append(slices.Clone(confirmArgs), "-continue-secret", secret), confirmFull, "ConfirmSecret, ContinueSecret and the request secrets must all differ"},
+		{"issuer over http", append(slices.Clone(confirmArgs), "-issuer", "http://example.eu.auth0.com/"), confirmFull, `ConfirmConfig.Issuer "http://example.eu.auth0.com/" must use https`},
+		{"base URL with a path", append(slices.Clone(confirmArgs), "-base-url", "https://linking.example.com/v1"), confirmFull, `ConfirmConfig.BaseURL "https://linking.example.com/v1" is not of the form https://HOST`},
 		{"unknown flag", []string{"-verbose"}, full, "flag provided but not defined: -verbose"},
 		{"stray argument", []string{"serve"}, full, `unexpected arguments ["serve"]`},
 	}
@@ -460,7 +493,7 @@ func TestExitCodes(t *testing.T) {
 		stdout []string // in the standard output; none: it is empty
 		stderr string
 	}{
-		{name: "-h", args: []string{"-h"}, stdout: []string{"Usage: actionhook", "Exit codes:", "-select preferences", "-trust-providers providers"}},
+		{name: "-h", args: []string{"-h"}, stdout: []string{"Usage: actionhook", "Exit codes:", "-select preferences", "-trust-providers providers", "-confirm mode", "-base-url origin"}},
 		{name: "-help", args: []string{"-help"}, stdout: []string{"Usage: actionhook"}},
 		{name: "-version", args: []string{"-version"}, stdout: []string{"actionhook ", runtime.Version() + "\n"}},
 		{
@@ -470,6 +503,10 @@ func TestExitCodes(t *testing.T) {
 		{
 			name: "-timeout too long", args: append(slices.Clone(args), "-timeout", "20s"), secret: mgmttest.DefaultClientSecret, code: 2,
 			stderr: "actionhook: -timeout 20s is outside (0, 15s]\nactionhook: run 'actionhook -h' for usage\n",
+		},
+		{
+			name: "-confirm without -issuer", args: append(slices.Clone(args), "-confirm", "refused"), secret: mgmttest.DefaultClientSecret, code: 2,
+			stderr: "actionhook: -issuer is required with -confirm refused\nactionhook: run 'actionhook -h' for usage\n",
 		},
 		{
 			name: "address in use", args: append(slices.Clone(args), "-addr", busy.Addr().String()), secret: mgmttest.DefaultClientSecret, code: 1,
@@ -627,5 +664,174 @@ func TestRun_TenantOutOfReach(t *testing.T) {
 		if !strings.Contains(stderr.String(), msg) {
 			t.Errorf("log: want %s in\n%s", msg, stderr)
 		}
+	}
+}
+
+// flowClient is a browser's view of the service for TestRun_Confirm: it
+// follows no redirect and sends the flow cookie once it has one.
+type flowClient struct {
+	t      *testing.T
+	cookie *http.Cookie
+}
+
+// do sends a request (a POST of form, or a GET) and returns the answer and
+// its body; it keeps the flow cookie the answer sets.
+func (c *flowClient) do(method, target string, form url.Values) (*http.Response, string) {
+	c.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, target, body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	if c.cookie != nil {
+		req.AddCookie(c.cookie)
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := client.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	text, err := io.ReadAll(res.Body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for _, ck := range res.Cookies() {
+		if ck.Name == postlogin.FlowCookie {
+			c.cookie = ck
+		}
+	}
+	return res, string(text)
+}
+
+// hidden returns the value of the hidden field name of an HTML page.
+func hidden(t *testing.T, page, name string) string {
+	t.Helper()
+	m := regexp.MustCompile(`<input type="hidden" name="` + name + `" value="([^"]*)">`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no hidden field %s in:\n%s", name, page)
+	}
+	return html.UnescapeString(m[1])
+}
+
+// TestRun_Confirm: with -confirm, the program asks the Action for a proof
+// and serves the consent page and the proof's callback, as its flags and
+// environment say: the Action's token opens the consent page
+// (LINKING_CONFIRM_SECRET, the -issuer's host); Link sends the browser to
+// the tenant's /authorize for the linking client (-linking-client-id) back
+// to -base-url's callback; the code of a password login is exchanged with
+// LINKING_CLIENT_SECRET, trusting -ca; the account is linked; and the
+// browser goes back to the tenant's /continue with a token signed with
+// LINKING_CONTINUE_SECRET.
+func TestRun_Confirm(t *testing.T) {
+	tenant := postlogintest.NewServer(mgmttest.NewEmulator(seedTenant()))
+	defer tenant.Close()
+	const password = "correct horse battery staple"
+	tenant.SetPassword("auth0|63d1", password)
+	// The service's public origin: a proxy in front of it, which this test
+	// plays by sending the browser's requests to the service's address.
+	const base = "https://linking.example.com"
+	tenant.AddClient(postlogintest.Client{ID: linkingClientID, Secret: linkingClientSecret, Name: "Account linking", RedirectURIs: []string{base + postlogin.CallbackPath}})
+	caFile := filepath.Join(t.TempDir(), "tenant-ca.pem")
+	if err := os.WriteFile(caFile, tenant.CertificatePEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	vars := maps.Clone(confirmVars)
+	vars["AUTH0_CLIENT_SECRET"], vars["LINKING_SECRET"] = tenant.Mgmt.ClientSecret(), secret
+	svc := startService(t, []string{
+		"-addr", "127.0.0.1:0", "-domain", tenant.Domain(), "-ca", caFile, "-client-id", tenant.Mgmt.ClientID(),
+		"-confirm", "always", "-issuer", tenant.Issuer(), "-base-url", base,
+	}, vars)
+	origin := strings.TrimSuffix(svc.url, postlogin.Path)
+
+	// The Action's question, accepting confirm: the password account is
+	// offered, and nothing is linked yet.
+	login := passwordlessLogin("6f1c", "jane@example.com")
+	login.Accept = []postlogin.Action{postlogin.ActionConfirm}
+	resp := ask(t, svc.url, secret, login)
+	if resp.Action != postlogin.ActionConfirm || len(resp.Candidates) != 1 || resp.Candidates[0].UserID != "auth0|63d1" {
+		t.Fatalf("answer: got %+v, want confirm of auth0|63d1", resp)
+	}
+
+	// The person arrives with the Action's token, made as
+	// api.redirect.encodeToken makes it.
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: []byte(confirmSecret)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	login.Accept = nil
+	now := time.Now()
+	token, err := jwt.Signed(signer).Claims(postlogin.ConfirmToken{
+		Issuer: tenant.Domain(), Subject: login.User.UserID, IssuedAt: now.Unix(), Expiry: now.Add(2 * time.Minute).Unix(),
+		Type: postlogin.TokenTypeConfirm, Login: login, Candidates: resp.Candidates,
+	}).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	browser := &flowClient{t: t}
+	res, _ := browser.do(http.MethodGet, origin+postlogin.ConfirmPath+"?"+url.Values{"session_token": {token}, "state": {"auth0-state"}}.Encode(), nil)
+	if res.StatusCode != http.StatusSeeOther || browser.cookie == nil {
+		t.Fatalf("arrival: got %d, cookie %v; want 303 with the flow cookie (log: %s)", res.StatusCode, browser.cookie, svc.log)
+	}
+	_, page := browser.do(http.MethodGet, origin+postlogin.ConfirmPath, nil)
+	res, _ = browser.do(http.MethodPost, origin+postlogin.ConfirmPath, url.Values{"csrf": {hidden(t, page, "csrf")}, "choice": {"link"}})
+	authorize, err := url.Parse(res.Header.Get("Location"))
+	if err != nil || !strings.HasPrefix(authorize.String(), tenant.URL+"/authorize?") ||
+		authorize.Query().Get("client_id") != linkingClientID || authorize.Query().Get("redirect_uri") != base+postlogin.CallbackPath {
+		t.Fatalf("Link: sent to %q, want the tenant's /authorize for %s back to %s (log: %s)", res.Header.Get("Location"), linkingClientID, base+postlogin.CallbackPath, svc.log)
+	}
+
+	// The proof: a password login to the account, at the tenant.
+	tc := tenant.Client()
+	tres, err := tc.Get(authorize.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	loginPage, _ := io.ReadAll(tres.Body)
+	tres.Body.Close()
+	tres, err = tc.PostForm(tenant.URL+"/u/login", url.Values{
+		"login": {hidden(t, string(loginPage), "login")}, "action": {"login"}, "email": {"jane@example.com"}, "password": {password},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tres.Body.Close()
+	callback, err := url.Parse(tres.Header.Get("Location"))
+	if err != nil || callback.Scheme+"://"+callback.Host+callback.Path != base+postlogin.CallbackPath {
+		t.Fatalf("the proof login went to %q, want %s", tres.Header.Get("Location"), base+postlogin.CallbackPath)
+	}
+
+	// Its callback, through the proxy: the return form to the tenant.
+	res, page = browser.do(http.MethodGet, origin+postlogin.CallbackPath+"?"+callback.RawQuery, nil)
+	if res.StatusCode != http.StatusOK || !strings.Contains(page, `action="`+tenant.URL+`/continue?state=auth0-state"`) {
+		t.Fatalf("callback: got %d, want the return form to the tenant's /continue\n%s\nlog: %s", res.StatusCode, page, svc.log)
+	}
+	parsed, err := jwt.ParseSigned(hidden(t, page, "session_token"), []jose.SignatureAlgorithm{jose.HS256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ct postlogin.ContinueToken
+	if err := parsed.Claims([]byte(continueSecret), &ct); err != nil {
+		t.Fatalf("the return token is not signed with LINKING_CONTINUE_SECRET: %v", err)
+	}
+	if ct.Outcome != postlogin.OutcomeLinked || ct.PrimaryUserID != "auth0|63d1" || ct.State != "auth0-state" || ct.Issuer != base {
+		t.Errorf("return token: %+v, want linked into auth0|63d1 for auth0-state, issued by %s", ct, base)
+	}
+	jane, err := tenant.Mgmt.Tenant.User(context.Background(), "auth0|63d1")
+	if err != nil || len(jane.Identities) != 2 {
+		t.Errorf("auth0|63d1: %+v, %v; want it holding the passwordless identity", jane, err)
+	}
+	if err := svc.stop(); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if log := svc.log.String(); !strings.Contains(log, `"confirm":"always"`) || strings.Contains(log, confirmSecret) ||
+		strings.Contains(log, continueSecret) || strings.Contains(log, linkingClientSecret) {
+		t.Errorf("log: want the confirm mode and no secret\n%s", log)
 	}
 }

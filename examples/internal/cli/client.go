@@ -38,6 +38,24 @@ func (c *ClientFlags) Register(fs *flag.FlagSet, getenv func(string) string) {
 // Domain returns the value of -domain.
 func (c *ClientFlags) Domain() string { return c.domain }
 
+// RootCAs returns the certificate authorities of -ca, or nil without it:
+// the system's. A file that cannot be read or holds no certificate is a
+// UsageError naming -ca.
+func (c *ClientFlags) RootCAs() (*x509.CertPool, error) {
+	if c.caFile == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(c.caFile)
+	if err != nil {
+		return nil, Usagef("-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, Usagef("-ca: no PEM certificate in %s", c.caFile)
+	}
+	return pool, nil
+}
+
 // Store returns a Store over the tenant, built with opts after those of the
 // flags. It makes no request. A flag missing or malformed is a UsageError
 // naming it.
@@ -58,15 +76,11 @@ func (c *ClientFlags) Store(ctx context.Context, opts ...mgmt.Option) (*mgmt.Sto
 	if c.insecureHTTP {
 		own = append(own, mgmt.WithInsecureHTTP())
 	}
-	if c.caFile != "" {
-		pem, err := os.ReadFile(c.caFile)
-		if err != nil {
-			return nil, Usagef("-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, Usagef("-ca: no PEM certificate in %s", c.caFile)
-		}
+	pool, err := c.RootCAs()
+	if err != nil {
+		return nil, err
+	}
+	if pool != nil {
 		own = append(own, mgmt.WithRootCAs(pool))
 	}
 	store, err := mgmt.New(ctx, c.domain, c.clientID, c.clientSecret, append(own, opts...)...)

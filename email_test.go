@@ -43,7 +43,7 @@ func TestNormalizeEmail(t *testing.T) {
 	}
 }
 
-// TestRule6_EmailNormalizationRefusals is DESIGN.md §4 rule 6: one light
+// TestRule6_EmailNormalizationRefusals is rule 6 of docs/security.md: one light
 // normalization, and refusal of what cannot be compared safely.
 func TestRule6_EmailNormalizationRefusals(t *testing.T) {
 	refused := map[string]string{

@@ -334,11 +334,11 @@ func (l *Linker) link(ctx context.Context, login Login, proven string, find cand
 		return r, nil
 	}
 
+	if find == nil {
+		find = func(ctx context.Context) ([]User, bool, error) { return l.lookup(ctx, login.User.Email, email) }
+	}
 	key := email + "\x00" + login.User.ID + "\x00" + login.Identity.UserIDOf() + "\x00" + proven
 	f, leave := l.join(ctx, key, func(ctx context.Context, f *flight) (Result, error) {
-		if find == nil {
-			find = func(ctx context.Context) ([]User, bool, error) { return l.lookup(ctx, login.User.Email, email) }
-		}
 		return l.run(ctx, f, login, find, decide)
 	})
 	defer leave()

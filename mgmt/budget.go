@@ -3,6 +3,7 @@ package mgmt
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"sync"
@@ -63,12 +64,16 @@ const (
 	priorityLookup
 )
 
-// reserve is how many tokens a request of priority p leaves in the bucket.
-func (p priority) reserve() float64 {
+// reserve is how many tokens a request of priority p leaves in a bucket of
+// limit tokens: a fifth of it for lookups, a tenth for writes, at most 10
+// and 5 — room for other replicas' bursts that the answers have not shown
+// yet, and for writes before lookups. A small bucket (a free tenant's)
+// spares little.
+func (p priority) reserve(limit float64) float64 {
 	if p == priorityLookup {
-		return 10
+		return min(10, math.Floor(limit/5))
 	}
-	return 5
+	return min(5, math.Floor(limit/10))
 }
 
 type priorityKey struct{}
@@ -126,8 +131,7 @@ func (b *budget) wait(p priority, now time.Time) time.Duration {
 	case !b.known:
 		return 0
 	}
-	// Tiny buckets (a free tenant's) cannot spare a reserve.
-	need := max(1, min(1+p.reserve(), b.limit-1))
+	need := 1 + p.reserve(b.limit)
 	have := b.available(now)
 	switch {
 	case have >= need:

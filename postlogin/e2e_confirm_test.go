@@ -94,7 +94,7 @@ func deployConfirm(t *testing.T, p linking.Policy, users ...linking.User) *confi
 // service's ConfirmConfig.
 func deployConfirmWith(t *testing.T, p linking.Policy, edit func(*postlogin.ConfirmConfig), users ...linking.User) *confirmDeployment {
 	t.Helper()
-	node := requireNode(t)
+	node := postlogintest.RequireNode(t)
 	d := &confirmDeployment{ServiceRequests: new(atomic.Int32)}
 	d.Tenant = postlogintest.NewServer(mgmttest.NewEmulator(linkingtest.NewTenant(users...)))
 	t.Cleanup(d.Tenant.Close)

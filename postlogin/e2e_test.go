@@ -74,7 +74,7 @@ func deploy(t *testing.T, users ...linking.User) *tenantSetup {
 // deployWith is deploy with the Linker's policy p.
 func deployWith(t *testing.T, p linking.Policy, users ...linking.User) *tenantSetup {
 	t.Helper()
-	s := &tenantSetup{node: requireNode(t)}
+	s := &tenantSetup{node: postlogintest.RequireNode(t)}
 	s.emu = mgmttest.NewTLSServer(linkingtest.NewTenant(users...))
 	t.Cleanup(s.emu.Close)
 	s.flow = &postlogintest.LoginFlow{Tenant: s.emu.Tenant}
@@ -387,10 +387,10 @@ func TestRequireNode(t *testing.T) {
 			done := make(chan string, 1)
 			go func() {
 				defer close(done)
-				done <- requireNode(tb)
+				done <- postlogintest.RequireNode(tb)
 			}()
 			if path := <-done; path != "" {
-				t.Fatalf("requireNode returned %q, want it to stop the test", path)
+				t.Fatalf("RequireNode returned %q, want it to stop the test", path)
 			}
 			if tt.wantFatal == "" && tb.fatal != "" || !strings.Contains(tb.fatal, tt.wantFatal) {
 				t.Errorf("fatal: got %q, want %q", tb.fatal, tt.wantFatal)

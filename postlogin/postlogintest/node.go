@@ -9,6 +9,9 @@ import (
 	"maps"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
 	"time"
 )
 
@@ -73,4 +76,27 @@ func (a *NodeAction) Run(ctx context.Context, in ActionInput) (ActionRun, error)
 		return ActionRun{}, fmt.Errorf("postlogintest: node %s printed %q: %w", a.Runner, stdout.Bytes(), err)
 	}
 	return run, nil
+}
+
+// RequireNode returns the path of Node.js 20 or later, which runs Actions.
+// Without it, the test fails when the environment variable CI is "true",
+// and is skipped otherwise.
+func RequireNode(t testing.TB) string {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("node is not on PATH: Actions are tested in Node.js 20 or later; install it (with CI=true this test cannot be skipped)")
+		}
+		t.Skipf("node is not on PATH; Actions are tested in Node.js 20 or later")
+	}
+	out, err := exec.Command(node, "--version").Output()
+	if err != nil {
+		t.Fatalf("%s --version: %v", node, err)
+	}
+	version := strings.TrimSpace(string(out))
+	if major, _ := strconv.Atoi(strings.SplitN(strings.TrimPrefix(version, "v"), ".", 2)[0]); major < 20 {
+		t.Fatalf("node %s is too old: Actions run on Node.js 20 or later", version)
+	}
+	return node
 }

@@ -10,10 +10,8 @@ import (
 	"hash"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,28 +21,6 @@ import (
 	"github.com/idlink/linking/postlogin/postlogintest"
 )
 
-// requireNode returns the path of Node.js 20 or later. Without it, the test
-// fails when CI is "true", and is skipped otherwise.
-func requireNode(t testing.TB) string {
-	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("node is not on PATH: the Action runtime (postlogin/testdata/run-action.js) is tested in Node.js 20 or later; install it (with CI=true this test cannot be skipped)")
-		}
-		t.Skipf("node is not on PATH; the Action runtime is tested in Node.js 20 or later")
-	}
-	out, err := exec.Command(node, "--version").Output()
-	if err != nil {
-		t.Fatalf("%s --version: %v", node, err)
-	}
-	version := strings.TrimSpace(string(out))
-	if major, _ := strconv.Atoi(strings.SplitN(strings.TrimPrefix(version, "v"), ".", 2)[0]); major < 20 {
-		t.Fatalf("node %s is too old: Actions run on Node.js 20 or later", version)
-	}
-	return node
-}
-
 // confirmSecret is the secret the test Action shares with the confirming
 // site.
 const confirmSecret = "confirm-secret-0123456789abcdef0123456789"
@@ -53,7 +29,7 @@ const confirmSecret = "confirm-secret-0123456789abcdef0123456789"
 // the real runtime in Node, with its secrets.
 func confirmAction(t *testing.T, secrets map[string]string) *postlogintest.NodeAction {
 	t.Helper()
-	node := requireNode(t)
+	node := postlogintest.RequireNode(t)
 	runner, err := filepath.Abs(filepath.Join("..", "testdata", "run-action.js"))
 	if err != nil {
 		t.Fatal(err)
